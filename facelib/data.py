@@ -21,15 +21,13 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from facelib.errors import DataError
+
 DISTORTION_KINDS: tuple[str, ...] = ("blurred", "foggy", "lowlight", "noisy", "rainy", "resized", "sunny")
 DISTORTION_DIR = "distortion"
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
 # Pixel-count guard: refuse decompression bombs with a clear message instead of PIL's warning.
 Image.MAX_IMAGE_PIXELS = 10_000 * 10_000
-
-
-class DataError(Exception):
-    """A problem with the user's data that stops the run (missing folder, nothing usable)."""
 
 
 @dataclass(frozen=True)

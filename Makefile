@@ -1,0 +1,28 @@
+# Quick start: `make demo` (train + evaluate on synthetic faces) and `make test`.
+# Both create .venv on first use (pip install -e ".[dev]") and reuse it afterwards.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.facelib-installed
+
+.PHONY: demo test test-fast venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/facelib demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests notebooks --nbval-lax -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -q -m "not slow and not browser"
+
+clean:
+	rm -rf facelib-demo .pytest_cache

@@ -1,0 +1,300 @@
+"""The ``facelib`` console script: ``train``, ``test``, ``embed``, ``distort``, ``synth``, ``demo``.
+
+Errors caused by input (missing folders, bad checkpoints, unavailable weights) are
+printed as one ``error:`` line with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from facelib.config import GALLERY_MODES, MINERS, PROTOCOLS, SAMPLERS, EvalConfig, TrainConfig
+
+_D = TrainConfig.__dataclass_fields__
+
+
+def _default(name: str):
+    return _D[name].default
+
+
+def add_train_args(p: argparse.ArgumentParser, data_default: str = "train") -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=data_default, help="training folder, <identity>/*.jpg (default: %(default)s)")
+    g.add_argument("--val-data", default=None, help="validation folder: scored every epoch, best model kept")
+    g.add_argument("--no-distortions", dest="include_distortions", action="store_false",
+                   help="ignore <identity>/distortion/ images (default: use them)")
+    g.add_argument("--workers", type=int, default=_default("workers"), help="DataLoader workers (default: %(default)s)")
+    g = p.add_argument_group("model")
+    g.add_argument("--backbone", default=_default("backbone"), help="timm model name (default: %(default)s)")
+    g.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
+                   help="start from timm hub ImageNet weights (default: yes; offline use --weights or --no-pretrained)")
+    g.add_argument("--weights", default=None, metavar="FILE", help="local backbone weights file (.pth/.safetensors)")
+    g.add_argument("--embedding-dim", type=int, default=_default("embedding_dim"),
+                   help="embedding size (default: %(default)s)")
+    g.add_argument("--image-size", type=int, default=_default("image_size"), metavar="PX",
+                   help="square input size in pixels (default: %(default)s)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=_default("epochs"), help="epochs (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=_default("lr"), help="AdamW learning rate (default: %(default)s)")
+    g.add_argument("--weight-decay", type=float, default=_default("weight_decay"), help="(default: %(default)s)")
+    g.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="triplets per step with --sampler triplets; with --sampler pk, sets K = B // P")
+    g.add_argument("--steps-per-epoch", type=int, default=None, help="cap the steps of an epoch (quick runs)")
+    g.add_argument("--warmup-epochs", type=float, default=_default("warmup_epochs"),
+                   help="linear warm-up before the cosine decay (default: %(default)s)")
+    g.add_argument("--grad-clip", type=float, default=_default("grad_clip"), help="max gradient norm (default: %(default)s)")
+    g.add_argument("--patience", type=int, default=_default("patience"),
+                   help="early stop after this many epochs without validation gain (default: %(default)s)")
+    g = p.add_argument_group("triplets")
+    g.add_argument("--recipe", choices=("default", "original"), default="default",
+                   help="'original' = the seed scripts: random triplets, 3 passes each, margin 1.0")
+    g.add_argument("--sampler", choices=SAMPLERS, default=None, help="pk (P x K batches) or triplets (original)")
+    g.add_argument("--miner", choices=MINERS, default=None, help=f"triplet miner (default: {_default('miner')})")
+    g.add_argument("--p", type=int, default=_default("p"), help="identities per batch (default: %(default)s)")
+    g.add_argument("--k", type=int, default=_default("k"), help="images per identity (default: %(default)s)")
+    g.add_argument("--margin", type=float, default=None, help=f"triplet margin (default: {_default('margin')})")
+    g.add_argument("--distance", choices=("euclidean", "cosine"), default=_default("distance"),
+                   help="distance on normalised embeddings (default: %(default)s)")
+    g.add_argument("--soft-margin", action="store_true", help="softplus instead of hinge")
+    g.add_argument("--clean-fraction", type=float, default=_default("clean_fraction"),
+                   help="share of clean images among each identity's K (default: %(default)s)")
+    g = p.add_argument_group("run")
+    g.add_argument("--out", default=_default("out"), metavar="FILE", help="checkpoint path (default: %(default)s)")
+    g.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=_default("seed"), help="random seed (default: %(default)s)")
+    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                   help="bf16/fp16 autocast on CUDA (default: on; no effect on CPU)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model (opt-in)")
+    g.add_argument("--resume", action="store_true", help="continue from <out stem>.last.pth")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+
+def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
+    base = TrainConfig.original() if a.recipe == "original" else TrainConfig()
+    kw = dict(
+        data=a.data, val_data=a.val_data, epochs=a.epochs, image_size=a.image_size, lr=a.lr,
+        weight_decay=a.weight_decay, backbone=a.backbone, pretrained=a.pretrained, weights=a.weights,
+        embedding_dim=a.embedding_dim, out=a.out, device=a.device, seed=a.seed, workers=a.workers,
+        p=a.p, k=a.k, distance=a.distance, soft_margin=a.soft_margin, clean_fraction=a.clean_fraction,
+        include_distortions=a.include_distortions, steps_per_epoch=a.steps_per_epoch, amp=a.amp,
+        compile=a.compile, resume=a.resume, progress=a.progress,
+    )
+    if a.recipe != "original":
+        kw.update(warmup_epochs=a.warmup_epochs, grad_clip=a.grad_clip, patience=a.patience)
+    for name in ("sampler", "miner", "margin"):
+        if getattr(a, name) is not None:
+            kw[name] = getattr(a, name)
+    if a.batch_size is not None:
+        kw["batch_size"] = a.batch_size
+        if (kw.get("sampler") or base.sampler) == "pk":
+            kw["k"] = max(2, a.batch_size // a.p)
+    return base.replace(**kw)
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from facelib.train import train
+
+    train(train_config_from_args(a))
+    return 0
+
+
+def add_test_args(p: argparse.ArgumentParser, data_default: str = "val") -> None:
+    p.add_argument("--data", default=data_default, help="probe folder (default: %(default)s)")
+    p.add_argument("--train-data", default="train",
+                   help="training folder: the gallery for --protocol closed (default: %(default)s)")
+    p.add_argument("--checkpoint", default="tb_model.pth", help="model checkpoint (default: %(default)s)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="auto",
+                   help="closed = one gallery entry per train class (the original); gallery = clean images of "
+                        "each val identity vs their distorted copies (FACECOM's); cross-photo = a probe never "
+                        "meets its own source photo; auto = closed if val identities are in train, else "
+                        "cross-photo (default: %(default)s)")
+    p.add_argument("--gallery", choices=GALLERY_MODES, default="mean",
+                   help="gallery representative per identity (default: %(default)s)")
+    p.add_argument("--out", default=".", help="folder for metrics.json and figures (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64, help="embedding batch size (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
+    p.add_argument("--no-baseline", dest="baseline", action="store_false",
+                   help="skip the pixel-cosine baseline")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampled verification pairs (default: %(default)s)")
+    p.add_argument("--quiet-report", action="store_true", help="do not print the per-class classification report")
+
+
+def cmd_test(a: argparse.Namespace) -> int:
+    from facelib.report import run_test
+
+    cfg = EvalConfig(data=a.data, train_data=a.train_data, checkpoint=a.checkpoint, protocol=a.protocol,
+                     gallery=a.gallery, out=a.out, batch_size=a.batch_size, workers=a.workers, device=a.device,
+                     baseline=a.baseline, seed=a.seed)
+    run_test(cfg, print_report=not a.quiet_report)
+    return 0
+
+
+def cmd_embed(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from facelib.embed import embed_checkpoint
+
+    es, folder, _ = embed_checkpoint(a.checkpoint, a.data, device=a.device, batch_size=a.batch_size,
+                                     workers=a.workers)
+    print(folder.report.summary())
+    es.paths = np.array([s.rel for s in folder.samples])  # relative to --data, as the npz contract says
+    es.to_npz(a.out)
+    print(f"wrote {len(es.embeddings)} x {es.embeddings.shape[1]} embeddings to {a.out}")
+    return 0
+
+
+def cmd_distort(a: argparse.Namespace) -> int:
+    from facelib.distortions import distort_folder
+
+    counts = distort_folder(a.src, a.out, kinds=a.kinds, seed=a.seed)
+    print(f"wrote {a.out}: " + ", ".join(f"{v} {k}" for k, v in counts.items() if not isinstance(v, (dict, list))))
+    return 0
+
+
+def cmd_synth(a: argparse.Namespace) -> int:
+    from facelib.synthetic import make_dataset
+
+    info = make_dataset(a.out, identities=a.identities, photos=a.photos, image_size=a.image_size, seed=a.seed)
+    verb = "reused" if info.get("reused") else "wrote"
+    print(f"{verb} synthetic FACECOM-layout data set in {a.out}: "
+          + ", ".join(f"{k} {v}" for k, v in info.items() if isinstance(v, (int, float)) and k != "reused"))
+    return 0
+
+
+DEMO_SYNTH = dict(identities=32, photos=6, image_size=64)
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    """Synthetic data -> a short training run -> evaluation, all under ``--out``."""
+    from facelib.report import run_test
+    from facelib.synthetic import make_dataset
+    from facelib.train import train
+
+    out = Path(a.out)
+    t0 = time.perf_counter()
+    data = out / "data"
+    info = make_dataset(data, seed=a.seed, **DEMO_SYNTH)
+    print(("reused" if info.get("reused") else "made") + f" synthetic data in {data}")
+    cfg = TrainConfig(
+        data=str(data / "train"), val_data=None, epochs=a.epochs, image_size=DEMO_SYNTH["image_size"],
+        backbone=a.backbone, pretrained=False, embedding_dim=128, p=8, k=4, lr=1e-3, warmup_epochs=0.5,
+        steps_per_epoch=a.steps, out=str(out / "tb_model.pth"), workers=a.workers, seed=a.seed, patience=None,
+        device=a.device,
+    )
+    train(cfg)
+    run_test(EvalConfig(data=str(data / "val"), train_data=str(data / "train"), checkpoint=cfg.out,
+                        out=str(out), device=a.device, workers=a.workers), print_report=False)
+    print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s. Files:")
+    for name in ("tb_model.pth", "history.json", "metrics.json", "confusion_matrix.png"):
+        print(f"  {out / name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from facelib import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="facelib", description="Face recognition by deep metric learning (triplet loss on a timm embedder).",
+    )
+    parser.add_argument("--version", action="version", version=f"facelib {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train an embedder with triplet loss",
+                       description="Train an embedder on a FACECOM-layout folder.")
+    add_train_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("test", help="evaluate a checkpoint: metrics.json, report, confusion matrix",
+                       description="Evaluate a checkpoint on a FACECOM-layout folder.")
+    add_test_args(p)
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("embed", help="write embeddings of a folder to .npz",
+                       description="Embed every image of a folder: npz with embeddings, paths, identities, "
+                                   "distortions, photos.")
+    p.add_argument("--checkpoint", default="tb_model.pth", help="model checkpoint (default: %(default)s)")
+    p.add_argument("--data", required=True, help="FACECOM-layout folder to embed")
+    p.add_argument("--out", required=True, help="output .npz file")
+    p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2, help="(default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
+    p.set_defaults(func=cmd_embed)
+
+    from facelib.data import DISTORTION_KINDS
+
+    p = sub.add_parser("distort", help="write the seven FACECOM distortions of a folder",
+                       description="Copy a folder-per-identity data set and add <identity>/distortion/"
+                                   "<stem>_<kind>.jpg for every clean image.")
+    p.add_argument("--src", required=True, help="source folder, <identity>/*.jpg")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--kinds", nargs="+", choices=DISTORTION_KINDS, default=list(DISTORTION_KINDS),
+                   help="distortions to write (default: all seven)")
+    p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    p.set_defaults(func=cmd_distort)
+
+    p = sub.add_parser("synth", help="make the synthetic demo data set (procedural faces)",
+                       description="Write a synthetic FACECOM-layout data set: train/ and val/ on disjoint "
+                                   "identities, distortions included.")
+    p.add_argument("--out", default="data/synthetic", help="output folder (default: %(default)s)")
+    p.add_argument("--identities", type=int, default=40, help="number of identities (default: %(default)s)")
+    p.add_argument("--photos", type=int, default=6, help="clean photos per identity (default: %(default)s)")
+    p.add_argument("--image-size", type=int, default=64, metavar="PX", help="(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("demo", help="synthetic data -> short training -> evaluation, in a few minutes on CPU",
+                       description="The main job on the embedded default data: makes the synthetic set if "
+                                   "missing, trains a few epochs, evaluates.")
+    p.add_argument("--out", default="facelib-demo", help="output folder (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=4, help="(default: %(default)s)")
+    p.add_argument("--steps", type=int, default=None, help="cap steps per epoch (default: a full epoch)")
+    p.add_argument("--backbone", default="resnet18", help="timm model name (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2, help="(default: %(default)s)")
+    p.add_argument("--device", default="auto", help="(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Call a command; user errors become one ``error:`` line and exit status 2."""
+    from facelib.errors import FacelibError
+
+    try:
+        return func(args)
+    except FacelibError as e:
+        if os.environ.get("FACELIB_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run(args.func, args)
+
+
+def legacy_main(command: str, argv: Sequence[str] | None = None) -> int:
+    """``python train.py`` / ``python test.py``: the original scripts' defaults, same flags as the CLI."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog=f"{command}.py", description=build_parser()._subparsers._group_actions[0]
+                                     .choices[command].description)
+    if command == "train":
+        add_train_args(parser)
+        return run(cmd_train, parser.parse_args(argv))
+    add_test_args(parser)
+    return run(cmd_test, parser.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

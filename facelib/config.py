@@ -1,0 +1,171 @@
+"""Dataclass configs shared by the CLI, the notebooks and the widgets, and the run profiles.
+
+Profiles: ``smoke`` (tiny images, few steps: CPU, CI, notebook checks) and ``full``
+(ResNet-50 at 224 px, 20 epochs). ``FACELIB_PROFILE`` picks one; without it, ``full``
+when a GPU is present, else ``smoke``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from facelib.errors import ConfigError
+
+MINERS = ("random", "batch_all", "batch_hard", "semi_hard")
+SAMPLERS = ("pk", "triplets")
+PROTOCOLS = ("auto", "closed", "gallery", "cross-photo", "verification")
+GALLERY_MODES = ("single", "mean", "all")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. Defaults are the measured best recipe.
+
+    ``sampler="pk"`` draws P identities x K images per batch and mines triplets inside it
+    (one forward pass per image); ``sampler="triplets"`` is the original recipe: random
+    (anchor, positive, negative) triplets, three forward passes each.
+    """
+
+    data: str = "train"
+    val_data: str | None = None
+    epochs: int = 20
+    image_size: int = 224
+    batch_size: int | None = None  # triplets per step for sampler="triplets"; P*K for "pk"
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    backbone: str = "resnet50"
+    pretrained: bool = True
+    weights: str | None = None
+    embedding_dim: int = 512
+    out: str = "tb_model.pth"
+    device: str = "auto"
+    seed: int = 0
+    workers: int = 2
+    sampler: str = "pk"
+    miner: str = "batch_hard"
+    p: int = 16
+    k: int = 4
+    margin: float = 0.2
+    distance: str = "euclidean"
+    soft_margin: bool = False
+    clean_fraction: float = 0.5
+    include_distortions: bool = True
+    steps_per_epoch: int | None = None
+    warmup_epochs: float = 1.0
+    grad_clip: float | None = 5.0
+    amp: bool = True
+    compile: bool = False
+    resume: bool = False
+    patience: int | None = 5
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` (a ValueError) with a readable message for an impossible setting."""
+        checks = [
+            (self.sampler in SAMPLERS, f"sampler must be one of {SAMPLERS}, got {self.sampler!r}"),
+            (self.miner in MINERS, f"miner must be one of {MINERS}, got {self.miner!r}"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.image_size >= 16, "image size must be >= 16 pixels"),
+            (self.p >= 2, "P (identities per batch) must be >= 2"),
+            (self.k >= 2, "K (images per identity) must be >= 2"),
+            (self.lr > 0, "learning rate must be > 0"),
+            (self.margin >= 0, "margin must be >= 0"),
+            (self.distance in ("euclidean", "cosine"), "distance must be euclidean or cosine"),
+            (0.0 <= self.clean_fraction <= 1.0, "clean fraction must be within [0, 1]"),
+            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device: auto|cpu|cuda"),
+            (self.batch_size is None or self.batch_size >= 1, "batch size must be >= 1"),
+            (self.embedding_dim >= 2, "embedding dim must be >= 2"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    @classmethod
+    def original(cls, **overrides: Any) -> "TrainConfig":
+        """The seed scripts' recipe: random triplets, 3 passes each, TripletMarginLoss(margin=1)."""
+        base = dict(sampler="triplets", miner="random", margin=1.0, batch_size=32, warmup_epochs=0.0,
+                    grad_clip=None, patience=None, clean_fraction=0.5)
+        base.update(overrides)
+        return cls(**base)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return replace(self, **changes)
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation settings: which protocol, which gallery representatives."""
+
+    data: str = "val"
+    train_data: str | None = "train"
+    checkpoint: str = "tb_model.pth"
+    protocol: str = "auto"
+    gallery: str = "mean"
+    out: str = "."
+    batch_size: int = 64
+    workers: int = 2
+    device: str = "auto"
+    baseline: bool = True
+    verification_negatives: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.gallery not in GALLERY_MODES:
+            raise ConfigError(f"gallery must be one of {GALLERY_MODES}, got {self.gallery!r}")
+
+
+@dataclass
+class Profile:
+    """A named set of defaults for notebooks and the demo."""
+
+    name: str
+    train: TrainConfig
+    synth: dict[str, int] = field(default_factory=dict)
+
+
+def gpu_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def profile_name(env: dict[str, str] | None = None) -> str:
+    """``FACELIB_PROFILE`` if set, else ``full`` with a GPU and ``smoke`` without."""
+    env = os.environ if env is None else env
+    name = env.get("FACELIB_PROFILE", "").strip().lower()
+    if name:
+        if name not in ("smoke", "full"):
+            raise ConfigError(f"FACELIB_PROFILE must be smoke or full, got {name!r}")
+        return name
+    return "full" if gpu_available() else "smoke"
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile's settings: ``smoke`` runs the notebook series in minutes on a 2-core CPU."""
+    name = name or profile_name()
+    if name == "smoke":
+        train = TrainConfig(backbone="resnet18", pretrained=False, image_size=64, epochs=2, p=8, k=4,
+                            embedding_dim=128, steps_per_epoch=8, workers=0, lr=1e-3, warmup_epochs=0.5,
+                            patience=None, progress=True)
+        return Profile("smoke", train, synth=dict(identities=24, photos=5, image_size=64))
+    if name == "full":
+        return Profile("full", TrainConfig(), synth=dict(identities=60, photos=8, image_size=112))
+    raise ConfigError(f"unknown profile {name!r}")

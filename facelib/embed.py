@@ -1,0 +1,115 @@
+"""Batched embedding extraction: images -> L2-normalised embeddings, no per-image model calls."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import torch
+
+from facelib.data import FaceFolder, ImageDataset, scan_folder
+from facelib.model import EmbeddingNet, ModelSpec, build_transform, load_checkpoint
+
+if TYPE_CHECKING:
+    from facelib.evaluate import EmbeddingSet
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; a clear error if CUDA is asked for but absent."""
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from facelib.errors import FacelibError
+
+        raise FacelibError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    """bf16 on GPUs that support it, else fp16; ``None`` (full fp32) on CPU or with ``amp=False``."""
+    if not amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def image_loader(
+    paths: Sequence[Path], transform, batch_size: int = 64, workers: int = 2, device: torch.device | None = None
+) -> torch.utils.data.DataLoader:
+    """An ordered DataLoader over image files yielding ``(images [B,3,S,S], index [B])``."""
+    ds = ImageDataset(paths, np.arange(len(paths)), transform)
+    pin = device is not None and device.type == "cuda"
+    return torch.utils.data.DataLoader(
+        ds, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin,
+        persistent_workers=False,
+    )
+
+
+@torch.inference_mode()
+def embed_images(
+    model: EmbeddingNet,
+    paths: Sequence[Path],
+    spec: ModelSpec,
+    *,
+    batch_size: int = 64,
+    workers: int = 2,
+    device: str | torch.device | None = None,
+    amp: bool = True,
+    progress: bool = False,
+) -> np.ndarray:
+    """Embed image files in batches. Returns [N, D] float32 with unit-norm rows (in ``paths`` order)."""
+    device = resolve_device(device or next(model.parameters()).device)
+    was_training = model.training
+    model.eval()
+    dtype = autocast_dtype(device, amp)
+    out = np.empty((len(paths), spec.embedding_dim), dtype=np.float32)
+    loader = image_loader(paths, build_transform(spec, train=False), batch_size, workers, device)
+    if progress:
+        from tqdm.auto import tqdm
+
+        loader = tqdm(loader, desc="embedding", unit="batch", leave=False, disable=None)
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    for images, index in loader:
+        images = images.to(device, non_blocking=True, memory_format=memory_format)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            emb = model(images)
+        out[index.numpy()] = torch.nn.functional.normalize(emb.float(), dim=1).cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def embed_folder(
+    model: EmbeddingNet, spec: ModelSpec, folder: FaceFolder, **kwargs
+) -> "EmbeddingSet":
+    """Embed every sample of a scanned folder into an :class:`~facelib.evaluate.EmbeddingSet` (absolute paths)."""
+    from facelib.evaluate import EmbeddingSet
+
+    emb = embed_images(model, folder.paths, spec, **kwargs)
+    return EmbeddingSet(
+        embeddings=emb,
+        identities=np.array([s.identity for s in folder.samples]),
+        photos=np.array([s.photo for s in folder.samples]),
+        distortions=np.array([s.distortion for s in folder.samples]),
+        paths=np.array([str(s.path) for s in folder.samples]),
+    )
+
+
+def embed_checkpoint(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    *,
+    device: str = "auto",
+    batch_size: int = 64,
+    workers: int = 2,
+    progress: bool = True,
+    include_distortions: bool = True,
+) -> tuple["EmbeddingSet", FaceFolder, ModelSpec]:
+    """Load a checkpoint and embed a FACECOM-layout folder (clean and distorted images)."""
+    dev = resolve_device(device)
+    model, spec, _ = load_checkpoint(checkpoint, dev)
+    folder = scan_folder(data, include_distortions=include_distortions)
+    es = embed_folder(model, spec, folder, batch_size=batch_size, workers=workers, device=dev, progress=progress)
+    return es, folder, spec

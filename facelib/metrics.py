@@ -1,0 +1,286 @@
+"""Pure metric functions: chunked cosine top-k, identification and verification figures.
+
+Inputs are numpy arrays (torch tensors and lists are accepted through ``np.asarray``);
+outputs are plain dicts of Python floats/ints so they go straight into JSON.
+
+Rate keys are spelled with :func:`rate_key`: ``tar_at_far_1e-2``, ``dir_at_fpir_1e-1``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "cosine_topk",
+    "identification_metrics",
+    "topk_accuracy",
+    "verification_metrics",
+    "dir_at_fpir",
+    "per_group_accuracy",
+    "rate_key",
+    "l2_normalize",
+]
+
+
+def _np(x) -> np.ndarray:
+    """numpy view of an array-like or a (possibly CUDA / grad-tracking) torch tensor."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def rate_key(rate: float) -> str:
+    """``0.01 -> '1e-2'``, ``0.1 -> '1e-1'``, ``0.05 -> '0.05'`` (used in result keys)."""
+    exp = math.log10(rate) if rate > 0 else float("nan")
+    if not math.isnan(exp) and abs(exp - round(exp)) < 1e-9:
+        return f"1e{int(round(exp))}"
+    return f"{rate:g}"
+
+
+def l2_normalize(x, eps: float = 1e-12) -> np.ndarray:
+    """Rows of ``x`` [N, D] scaled to unit L2 norm (float32); zero rows stay zero."""
+    x = np.asarray(_np(x), dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, eps)
+
+
+# --------------------------------------------------------------------------- retrieval
+
+
+def _faiss():
+    try:
+        import faiss  # type: ignore
+
+        return faiss
+    except ImportError:
+        return None
+
+
+def cosine_topk(
+    queries,
+    gallery,
+    k: int = 5,
+    chunk: int = 4096,
+    query_groups=None,
+    gallery_groups=None,
+    exclude: Callable[[slice, np.ndarray], None] | None = None,
+    use_faiss: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` gallery rows by cosine similarity for every query.
+
+    Inputs are assumed L2-normalised, so cosine = dot product. Memory stays bounded:
+    one ``[chunk, G]`` float32 score block at a time (4096 x 100k = 1.6 GB), never [Q, G].
+
+    Args:
+        queries: [Q, D]. gallery: [G, D].
+        k: results per query; clamped to G.
+        chunk: queries per matrix product.
+        query_groups, gallery_groups: optional integer arrays [Q], [G]; a query never
+            matches a gallery row of the same group (e.g. its own source photo).
+        exclude: optional hook ``exclude(query_slice, scores)`` called on each
+            ``[chunk, G]`` float32 block; it may set forbidden entries to ``-inf`` in place.
+        use_faiss: ``None`` = use FAISS (``IndexFlatIP``) when installed and no masking is
+            asked for; ``True`` = require it; ``False`` = never.
+    Returns:
+        scores [Q, k] float32, descending; indices [Q, k] int64. Where fewer than ``k``
+        rows are allowed, the missing slots hold score ``-inf`` and index ``-1``.
+    """
+    q = np.ascontiguousarray(_np(queries), dtype=np.float32)
+    g = np.ascontiguousarray(_np(gallery), dtype=np.float32)
+    if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
+        raise ValueError(f"need queries [Q, D] and gallery [G, D]; got {q.shape} and {g.shape}")
+    if (query_groups is None) != (gallery_groups is None):
+        raise ValueError("pass both query_groups and gallery_groups, or neither")
+    n_q, n_g = q.shape[0], g.shape[0]
+    k = int(min(k, n_g))
+    if k <= 0 or n_q == 0:
+        return np.zeros((n_q, max(k, 0)), np.float32), np.zeros((n_q, max(k, 0)), np.int64)
+    masking = query_groups is not None or exclude is not None
+    if use_faiss is None:
+        use_faiss = not masking and _faiss() is not None
+    if use_faiss:
+        faiss = _faiss()
+        if faiss is None:
+            raise ImportError("use_faiss=True but faiss is not installed (pip install faiss-cpu)")
+        if masking:
+            raise ValueError("FAISS search cannot apply group masks / exclude hooks; use use_faiss=False")
+        index = faiss.IndexFlatIP(g.shape[1])
+        index.add(g)
+        scores, idx = index.search(q, k)
+        return scores.astype(np.float32), idx.astype(np.int64)
+
+    import torch
+
+    if query_groups is not None:
+        qg_all = np.asarray(_np(query_groups)).astype(np.int64, copy=False)
+        gg = torch.from_numpy(np.asarray(_np(gallery_groups)).astype(np.int64, copy=False))
+        if qg_all.shape != (n_q,) or gg.shape != (n_g,):
+            raise ValueError("query_groups must be [Q] and gallery_groups [G]")
+    out_s = np.empty((n_q, k), np.float32)
+    out_i = np.empty((n_q, k), np.int64)
+    gt = torch.from_numpy(g)
+    chunk = max(1, int(chunk))
+    with torch.inference_mode():
+        for start in range(0, n_q, chunk):
+            sl = slice(start, min(start + chunk, n_q))
+            s = torch.from_numpy(q[sl]) @ gt.T  # [c, G]
+            if query_groups is not None:
+                qg = torch.from_numpy(qg_all[sl])
+                s.masked_fill_(qg[:, None] == gg[None, :], float("-inf"))
+            if exclude is not None:
+                exclude(sl, s.numpy())  # shares memory with s
+            top_s, top_i = torch.topk(s, k, dim=1, largest=True, sorted=True)
+            out_s[sl] = top_s.numpy()
+            out_i[sl] = top_i.numpy()
+    if masking:
+        out_i[np.isneginf(out_s)] = -1
+    return out_s, out_i
+
+
+# --------------------------------------------------------------------------- identification
+
+
+def topk_accuracy(y_true, topk_labels, k: int | None = None) -> float:
+    """Fraction of queries whose true label is among the first ``k`` columns of ``topk_labels`` [Q, K]."""
+    y = _np(y_true)
+    t = _np(topk_labels)
+    if t.ndim == 1:
+        t = t[:, None]
+    if k is not None:
+        t = t[:, :k]
+    if len(y) == 0:
+        return float("nan")
+    return float(np.mean(np.any(t == y[:, None], axis=1)))
+
+
+def identification_metrics(y_true, y_pred, labels: Sequence | None = None) -> dict:
+    """``{"top1", "macro_f1", "n"}`` for a closed-set prediction.
+
+    ``macro_f1`` is sklearn's macro F1 over ``labels`` (default: the true labels present),
+    with ``zero_division=0``: predictions of identities that never occur as truth lower the
+    precision of nothing but still cost the recall of the true class.
+    """
+    from sklearn.metrics import f1_score
+
+    y_true = _np(y_true)
+    y_pred = _np(y_pred)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
+    n = int(len(y_true))
+    if n == 0:
+        return {"top1": float("nan"), "macro_f1": float("nan"), "n": 0}
+    if labels is None:
+        labels = np.unique(y_true)
+    f1 = f1_score(y_true, y_pred, labels=list(labels), average="macro", zero_division=0)
+    return {"top1": float(np.mean(y_true == y_pred)), "macro_f1": float(f1), "n": n}
+
+
+def per_group_accuracy(correct, groups) -> dict[str, float]:
+    """Mean of ``correct`` [Q] bool within each value of ``groups`` [Q] (sorted keys)."""
+    c = _np(correct).astype(bool)
+    g = _np(groups).astype(str)
+    if c.shape != g.shape:
+        raise ValueError(f"correct {c.shape} and groups {g.shape} differ in shape")
+    return {str(name): float(c[g == name].mean()) for name in sorted(set(g.tolist()))}
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def _finite_threshold(t: float, scores: np.ndarray) -> float:
+    """sklearn puts ``inf`` first in roc thresholds; report just above the top score instead."""
+    if np.isfinite(t):
+        return float(t)
+    return float(np.nextafter(np.float32(scores.max()), np.float32(np.inf)))
+
+
+def verification_metrics(scores, same, fars: Sequence[float] = (1e-1, 1e-2, 1e-3)) -> dict:
+    """Verification figures for pair scores [N] with ground truth ``same`` [N] bool.
+
+    A pair is accepted when ``score >= threshold``.
+
+    Returns a dict with ``roc_auc``; ``eer`` (where the false-reject and false-accept rates
+    meet, linearly interpolated along the ROC) and ``eer_threshold`` (threshold of the
+    first ROC point with FAR >= FRR); for each FAR ``tar_at_far_<r>`` (highest TAR with
+    FAR <= r) and ``threshold_at_far_<r>``; ``best_accuracy``/``best_threshold``;
+    ``n_genuine``, ``n_impostor``.
+
+    Raises:
+        ValueError: lengths differ, or the pairs are all genuine / all impostor.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    s = _np(scores).astype(np.float64).ravel()
+    y = _np(same).astype(bool).ravel()
+    if s.shape != y.shape:
+        raise ValueError(f"scores ({s.size}) and same ({y.size}) differ in length")
+    n_gen, n_imp = int(y.sum()), int((~y).sum())
+    if n_gen == 0 or n_imp == 0:
+        raise ValueError(
+            f"verification needs both genuine and impostor pairs; got {n_gen} genuine and {n_imp} impostor"
+        )
+    if not np.all(np.isfinite(s)):
+        raise ValueError("verification scores contain NaN or inf")
+    fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
+    fnr = 1.0 - tpr
+    diff = fnr - fpr  # goes from 1 (threshold inf) down to -1
+    diff[np.abs(diff) < 1e-12] = 0.0  # 1 - 2/3 vs 1/3 in floating point
+    j = int(np.argmax(diff <= 0))
+    if diff[j] == 0 or j == 0:
+        eer = float(fpr[j])
+    else:
+        t = diff[j - 1] / (diff[j - 1] - diff[j])
+        eer = float(fpr[j - 1] + t * (fpr[j] - fpr[j - 1]))
+    out: dict = {
+        "roc_auc": float(roc_auc_score(y, s)),
+        "eer": eer,
+        "eer_threshold": _finite_threshold(thr[j], s),
+    }
+    for far in fars:
+        ok = np.flatnonzero(fpr <= far + 1e-12)
+        best = ok[np.argmax(tpr[ok])]  # fpr is non-decreasing, ok is never empty (fpr[0] = 0)
+        out[f"tar_at_far_{rate_key(far)}"] = float(tpr[best])
+        out[f"threshold_at_far_{rate_key(far)}"] = _finite_threshold(thr[best], s)
+    acc = (tpr * n_gen + (1.0 - fpr) * n_imp) / (n_gen + n_imp)
+    b = int(np.argmax(acc))
+    out["best_accuracy"] = float(acc[b])
+    out["best_threshold"] = _finite_threshold(thr[b], s)
+    out["n_genuine"] = n_gen
+    out["n_impostor"] = n_imp
+    return out
+
+
+def dir_at_fpir(known_scores, known_correct, unknown_scores, fpirs: Sequence[float] = (0.1, 0.01)) -> dict:
+    """Open-set identification: detection-and-identification rate at false-positive identification rates.
+
+    Args:
+        known_scores: [Qk] best gallery score of each probe whose identity IS in the gallery.
+        known_correct: [Qk] bool, its rank-1 identity was right.
+        unknown_scores: [Qu] best gallery score of each probe whose identity is NOT in the gallery.
+    For each ``fpir`` the threshold ``t`` is the lowest one that accepts (``score >= t``) at most
+    ``fpir`` of the unknown probes; ``dir_at_fpir_<r>`` is the fraction of known probes that are
+    both accepted and correctly identified, ``threshold_at_fpir_<r>`` the threshold and
+    ``fpir_actual_<r>`` the achieved FPIR (ties can make it lower than asked).
+    """
+    ks = _np(known_scores).astype(np.float64).ravel()
+    kc = _np(known_correct).astype(bool).ravel()
+    us = np.sort(_np(unknown_scores).astype(np.float64).ravel())[::-1]
+    if ks.shape != kc.shape:
+        raise ValueError("known_scores and known_correct differ in length")
+    if len(ks) == 0 or len(us) == 0:
+        raise ValueError(f"DIR@FPIR needs known and unknown probes; got {len(ks)} known, {len(us)} unknown")
+    out: dict = {"n_known": int(len(ks)), "n_unknown": int(len(us)), "rank1_known": float(kc.mean())}
+    for fpir in fpirs:
+        m = int(math.floor(fpir * len(us) + 1e-9))  # unknowns we may accept
+        if m >= len(us):
+            t = float(min(us.min(), ks.min()))
+        else:
+            t = float(np.nextafter(us[m], np.inf))  # accept only scores strictly above us[m]
+        key = rate_key(fpir)
+        out[f"dir_at_fpir_{key}"] = float(np.mean(kc & (ks >= t)))
+        out[f"threshold_at_fpir_{key}"] = t
+        out[f"fpir_actual_{key}"] = float(np.mean(us >= t))
+    return out

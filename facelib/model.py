@@ -1,0 +1,322 @@
+"""The embedder: a timm backbone + a linear projection, L2-normalised; its transforms and checkpoints.
+
+Checkpoints are plain dicts of tensors and Python primitives, so they load with
+``torch.load(..., weights_only=True)``; they carry everything needed to use them
+(backbone name, embedding size, preprocessing, identities, training config).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.parse
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facelib.errors import CheckpointError, ModelError
+from facelib.io import atomic_path
+
+CHECKPOINT_FORMAT = "facelib-checkpoint"
+CHECKPOINT_VERSION = 1
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class ModelSpec:
+    """What is needed to rebuild an :class:`EmbeddingNet` and feed it images."""
+
+    backbone: str = "resnet50"
+    embedding_dim: int = 512
+    image_size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    weights_source: str = "random"  # "timm-hub", "file:<path>", "random", or "checkpoint"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class EmbeddingNet(nn.Module):
+    """timm backbone (``num_classes=0``, pooled features) -> ``Linear(features, dim)`` -> L2 norm.
+
+    ``forward``: images [B, 3, H, W] -> embeddings [B, dim] with unit L2 norm.
+    """
+
+    def __init__(self, backbone: str = "resnet50", embedding_dim: int = 512, pretrained: bool = False):
+        super().__init__()
+        import timm
+
+        try:
+            self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0)
+        except RuntimeError as e:
+            if "Unknown model" in str(e):
+                raise ModelError(
+                    f"unknown backbone {backbone!r}: use a timm model name such as resnet50 or resnet18"
+                ) from None
+            raise
+        self.backbone_name = backbone
+        self.head = nn.Linear(self.backbone.num_features, embedding_dim)
+        self.embedding_dim = embedding_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.backbone(x)
+        return F.normalize(self.head(feats).float(), dim=1)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Can we open a TCP connection to the Hugging Face hub (what timm downloads from)?"""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    host = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _hub_weights_cached(backbone: str) -> bool:
+    """Are the timm hub weights for ``backbone`` already in the local Hugging Face cache?"""
+    try:
+        import timm
+        from huggingface_hub import try_to_load_from_cache
+
+        cfg = timm.models.get_pretrained_cfg(backbone)
+        hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+        if not hub_id:
+            return False
+        return any(
+            isinstance(try_to_load_from_cache(hub_id, name), str)
+            for name in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+        )
+    except Exception:  # noqa: BLE001 - any failure just means "not known to be cached"
+        return False
+
+
+def _load_backbone_file(model: EmbeddingNet, path: Path) -> None:
+    """Load backbone weights from a local file (timm/torchvision state dict, .pth/.bin/.safetensors)."""
+    if not path.is_file():
+        raise ModelError(f"weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"cannot read weights file {path}: {e}") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise ModelError(f"{path} does not hold a state dict")
+    own = model.backbone.state_dict()
+    state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
+    usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if len(usable) < 0.9 * len(own):
+        raise ModelError(
+            f"{path} does not match backbone {model.backbone_name!r}: only {len(usable)} of {len(own)} "
+            "tensors fit (is it weights for another architecture?)"
+        )
+    model.backbone.load_state_dict(usable, strict=False)
+
+
+def build_model(
+    backbone: str = "resnet50",
+    embedding_dim: int = 512,
+    pretrained: bool = False,
+    weights: str | os.PathLike | None = None,
+    image_size: int = 224,
+) -> tuple[EmbeddingNet, ModelSpec]:
+    """Build the embedder and say where its backbone weights came from.
+
+    Order: a local ``weights`` file if given; else timm hub weights if ``pretrained``
+    (from the local cache, or downloaded when the hub is reachable); else random init.
+    Raises :class:`ModelError` at once, with the way out, when hub weights cannot be had.
+    """
+    if weights is not None:
+        model = EmbeddingNet(backbone, embedding_dim, pretrained=False)
+        _load_backbone_file(model, Path(weights))
+        source = f"file:{weights}"
+    elif pretrained:
+        if not (_hub_weights_cached(backbone) or _hub_reachable()):
+            raise ModelError(
+                f"pretrained weights for {backbone!r} are not in the local cache and the timm hub cannot be "
+                "reached (offline?). Pass --weights FILE with a local weights file, or --no-pretrained to "
+                "start from random weights."
+            )
+        try:
+            model = EmbeddingNet(backbone, embedding_dim, pretrained=True)
+        except ModelError:
+            raise
+        except Exception as e:  # noqa: BLE001 - hub/network errors come in many types
+            raise ModelError(
+                f"could not fetch pretrained weights for {backbone!r} ({type(e).__name__}). Pass --weights FILE "
+                "with a local weights file, or --no-pretrained to start from random weights."
+            ) from None
+        source = "timm-hub"
+    else:
+        model = EmbeddingNet(backbone, embedding_dim, pretrained=False)
+        source = "random"
+    spec = ModelSpec(backbone=backbone, embedding_dim=embedding_dim, image_size=image_size, weights_source=source)
+    _fill_data_config(model, spec)
+    return model, spec
+
+
+def describe_weights(spec: ModelSpec) -> str:
+    """One line saying which weights the backbone started from."""
+    src = spec.weights_source
+    if src == "timm-hub":
+        return f"backbone {spec.backbone}: pretrained weights from the timm hub"
+    if src.startswith("file:"):
+        return f"backbone {spec.backbone}: weights from local file {src[5:]}"
+    if src == "checkpoint":
+        return f"backbone {spec.backbone}: weights from checkpoint"
+    return f"backbone {spec.backbone}: random initialisation (no pretrained weights)"
+
+
+def _fill_data_config(model: EmbeddingNet, spec: ModelSpec) -> None:
+    """Take mean/std/interpolation from timm's data config for this backbone."""
+    import timm.data
+
+    cfg = timm.data.resolve_model_data_config(model.backbone)
+    spec.mean = tuple(float(v) for v in cfg.get("mean", IMAGENET_MEAN))
+    spec.std = tuple(float(v) for v in cfg.get("std", IMAGENET_STD))
+    spec.interpolation = str(cfg.get("interpolation", "bilinear"))
+
+
+def build_transform(spec: ModelSpec, train: bool = False):
+    """torchvision v2 pipeline: PIL RGB image -> normalised float tensor [3, S, S].
+
+    Training adds mild augmentation (random resized crop close to the full face,
+    horizontal flip, small colour jitter); evaluation is a plain resize.
+    """
+    from torchvision.transforms import InterpolationMode, v2
+
+    size = (spec.image_size, spec.image_size)
+    interp = {"bicubic": InterpolationMode.BICUBIC, "nearest": InterpolationMode.NEAREST}.get(
+        spec.interpolation, InterpolationMode.BILINEAR
+    )
+    tail = [
+        v2.ToImage(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=list(spec.mean), std=list(spec.std)),
+    ]
+    if train:
+        head = [
+            v2.RandomResizedCrop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1), interpolation=interp, antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.1),
+        ]
+    else:
+        head = [v2.Resize(size, interpolation=interp, antialias=True)]
+    return v2.Compose(head + tail)
+
+
+# ----------------------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, spec: ModelSpec, **extra: Any) -> Path:
+    """Write a checkpoint atomically (temp file + rename).
+
+    ``extra`` holds plain data: ``identities``, ``config``, ``epoch``, ``history``,
+    ``optimizer``/``scheduler`` state dicts, RNG states.
+    """
+    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model_spec": asdict(spec),
+        "model": state,
+        **extra,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint dict with ``weights_only=True``; :class:`CheckpointError` if it isn't one."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path} (train one first with `facelib train`)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - pickle, zip and torch errors differ by corruption
+        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(e).__name__})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} is not a facelib checkpoint (it holds a {type(obj).__name__})")
+    if obj.get("format") != CHECKPOINT_FORMAT:
+        obj = _from_plain_state_dict(obj, path)
+    return obj
+
+
+def _from_plain_state_dict(state: dict, path: Path) -> dict[str, Any]:
+    """Accept the original scripts' ``torch.save(model.state_dict())`` files (ResNet-50 + Linear)."""
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors or len(tensors) != len(state):
+        raise CheckpointError(f"{path} is not a facelib checkpoint (no model state found)")
+    linear = [k for k, v in tensors.items() if k.endswith("weight") and v.ndim == 2]
+    if not linear:
+        raise CheckpointError(f"{path} is not a facelib checkpoint (no embedding layer found)")
+    head_key = linear[-1]
+    head_prefix = head_key[: -len("weight")]
+    dim = int(tensors[head_key].shape[0])
+    body = {k.removeprefix("module."): v for k, v in tensors.items() if not k.startswith(head_prefix)}
+    # The body may sit under one attribute name (``base.``, ``backbone.``) or at the top level.
+    stripped = {k.split(".", 1)[1]: v for k, v in body.items() if "." in k}
+    first = {k.split(".", 1)[0] for k in body}
+    body = stripped if len(first) == 1 and len(stripped) == len(body) else body
+    remapped = {"backbone." + k: v for k, v in body.items()}
+    remapped.update({"head." + k[len(head_prefix):]: v for k, v in tensors.items() if k.startswith(head_prefix)})
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": 0,
+        "model_spec": asdict(ModelSpec(backbone="resnet50", embedding_dim=dim, weights_source="checkpoint")),
+        "model": remapped,
+        "legacy": True,
+    }
+
+
+def load_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[EmbeddingNet, ModelSpec, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes and load its weights (eval mode).
+
+    Returns ``(model, spec, checkpoint_dict)``. Raises :class:`CheckpointError` for a file
+    that is not a checkpoint or whose tensors do not fit the architecture it names.
+    """
+    ckpt = read_checkpoint(path)
+    known = set(ModelSpec.__dataclass_fields__)
+    spec_dict = {k: v for k, v in dict(ckpt.get("model_spec", {})).items() if k in known}
+    for key in ("mean", "std"):
+        if key in spec_dict:
+            spec_dict[key] = tuple(spec_dict[key])
+    spec = ModelSpec(**spec_dict)
+    try:
+        model = EmbeddingNet(spec.backbone, spec.embedding_dim, pretrained=False)
+    except ModelError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    state = ckpt.get("model")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a facelib checkpoint (no model state found)")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong_shape = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong_shape:
+        examples = (wrong_shape + missing + unexpected)[:3]
+        raise CheckpointError(
+            f"{path} does not fit a {spec.backbone} embedder with {spec.embedding_dim}-d output: "
+            f"{len(missing)} missing, {len(unexpected)} unexpected and {len(wrong_shape)} mis-shaped tensors "
+            f"(e.g. {examples}); is it a checkpoint of another architecture?"
+        )
+    model.load_state_dict(state)
+    model.to(device).eval()
+    return model, spec, ckpt

@@ -1,0 +1,371 @@
+"""The training loop: P x K batches with in-batch mining (default) or the original random triplets.
+
+Per epoch it logs ``loss``, ``active_fraction``, ``pos_dist``, ``neg_dist``, ``spread`` and
+validation figures to ``history.json`` next to the checkpoint, keeps the best checkpoint,
+and writes ``<out stem>.last.pth`` with everything ``--resume`` needs.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from facelib.config import TrainConfig
+from facelib.data import FaceFolder, ImageDataset, scan_folder
+from facelib.embed import autocast_dtype, embed_folder, resolve_device
+from facelib.errors import CheckpointError, DataError
+from facelib.io import write_json
+from facelib.model import (
+    ModelSpec,
+    build_model,
+    build_transform,
+    describe_weights,
+    read_checkpoint,
+    save_checkpoint,
+)
+
+COLLAPSE_SPREAD = 0.05  # spread below this: the embeddings have (nearly) collapsed to one point
+
+
+@dataclass
+class TrainResult:
+    """Where the run wrote its files, and its per-epoch history."""
+
+    checkpoint: Path
+    last_checkpoint: Path
+    history_path: Path
+    history: list[dict[str, Any]]
+    identities: list[str]
+    spec: ModelSpec
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def last_checkpoint_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.stem + ".last" + out.suffix)
+
+
+def history_path(out: str | Path) -> Path:
+    return Path(out).with_name("history.json")
+
+
+class _TripletImages(torch.utils.data.Dataset):
+    """The original recipe's dataset: item ``i`` is a stacked (anchor, positive, negative) [3, C, H, W]."""
+
+    def __init__(self, images: ImageDataset, triplets: np.ndarray):
+        self.images, self.triplets = images, triplets
+
+    def __len__(self) -> int:
+        return len(self.triplets)
+
+    def __getitem__(self, i: int):
+        a, p, n = self.triplets[i]
+        x = torch.stack([self.images[int(j)][0] for j in (a, p, n)])
+        return x, torch.as_tensor(self.images.labels[[a, p, n]])
+
+
+def _lr_lambda(warmup_steps: int, total_steps: int, floor: float = 0.01) -> Callable[[int], float]:
+    """Linear warm-up from 10% to 100%, then cosine decay to ``floor`` of the base rate."""
+
+    def f(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return 0.1 + 0.9 * step / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return f
+
+
+class Trainer:
+    """Holds the state of one run; :func:`train` is the usual entry point."""
+
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print):
+        self.cfg, self.log = cfg, log
+        self.device = resolve_device(cfg.device)
+        seed_everything(cfg.seed)
+        self.folder: FaceFolder = scan_folder(cfg.data, include_distortions=cfg.include_distortions)
+        log(self.folder.report.summary())
+        self.labels = self.folder.labels
+        if len(self.folder.identities) < 2:
+            raise DataError(f"{cfg.data}: training needs at least 2 identities, found {len(self.folder.identities)}")
+        if np.bincount(self.labels).max() < 2:
+            raise DataError(f"{cfg.data}: every identity has a single image, so no triplet has a positive")
+        self.model, self.spec = build_model(
+            cfg.backbone, cfg.embedding_dim, pretrained=cfg.pretrained, weights=cfg.weights,
+            image_size=cfg.image_size,
+        )
+        log(describe_weights(self.spec))
+        self.amp_dtype = autocast_dtype(self.device, cfg.amp)
+        precision = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[self.amp_dtype]
+        log(f"device {self.device} ({torch.cuda.get_device_name(self.device) if self.device.type == 'cuda' else 'CPU'}), "
+            f"precision {precision}")
+        self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        self.model.to(self.device, memory_format=self.memory_format)
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.images = ImageDataset(self.folder.paths, self.labels, build_transform(self.spec, train=True))
+
+        from facelib.losses import TripletLoss
+        from facelib.miners import get_miner
+
+        self.miner = get_miner(cfg.miner)
+        self.criterion = TripletLoss(
+            margin=cfg.margin, distance=cfg.distance, soft=cfg.soft_margin,
+            reduction="mean" if cfg.sampler == "triplets" else "mean_active",
+        )
+        self.sampler = None
+        if cfg.sampler == "pk":
+            from facelib.samplers import PKSampler
+
+            self.sampler = PKSampler(
+                self.labels, cfg.p, cfg.k, photos=self.folder.photos, distortions=self.folder.distortions,
+                clean_fraction=cfg.clean_fraction, batches_per_epoch=cfg.steps_per_epoch, seed=cfg.seed,
+            )
+            skipped = getattr(self.sampler, "skipped_identities", [])
+            if skipped:
+                log(f"P x K sampler: {len(skipped)} identities with a single image give no positive and are "
+                    "not drawn as batch identities")
+            self.steps_per_epoch = len(self.sampler)
+            log(f"P x K batches: P={cfg.p} identities x K={cfg.k} images, {self.steps_per_epoch} steps per epoch, "
+                f"miner {cfg.miner}, margin {cfg.margin}")
+        else:
+            self.triplet_batch = cfg.batch_size or 32
+            n = len(self._epoch_triplets(0))
+            self.steps_per_epoch = max(1, math.ceil(n / self.triplet_batch))
+            if cfg.steps_per_epoch:
+                self.steps_per_epoch = min(self.steps_per_epoch, cfg.steps_per_epoch)
+            log(f"original recipe: random triplets, {self.triplet_batch} per step, 3 forward passes each, "
+                f"{self.steps_per_epoch} steps per epoch, margin {cfg.margin}")
+
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        total = cfg.epochs * self.steps_per_epoch
+        warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(warmup, total))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+        self.out = Path(cfg.out)
+        self.last_path = last_checkpoint_path(self.out)
+        self.history_path = history_path(self.out)
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch = 0
+        self.best_score: float | None = None
+        self.best_epoch: int | None = None
+        self.bad_epochs = 0
+        self.warnings: list[str] = []
+        self.val_folder = scan_folder(cfg.val_data) if cfg.val_data else None
+        if self.val_folder is not None:
+            log("validation: " + self.val_folder.report.summary().splitlines()[0])
+        if cfg.resume:
+            self._resume()
+
+    # ----------------------------------------------------------------------------- data per epoch
+
+    def _epoch_triplets(self, epoch: int) -> np.ndarray:
+        from facelib.samplers import original_triplets
+
+        return original_triplets(self.labels, np.random.default_rng([self.cfg.seed, epoch]))
+
+    def _loader(self, epoch: int) -> torch.utils.data.DataLoader:
+        cfg = self.cfg
+        common = dict(
+            num_workers=cfg.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch),
+        )
+        if cfg.workers > 0:
+            common["prefetch_factor"] = 4
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+            return torch.utils.data.DataLoader(self.images, batch_sampler=self.sampler, **common)
+        triplets = self._epoch_triplets(epoch)[: self.steps_per_epoch * self.triplet_batch]
+        return torch.utils.data.DataLoader(
+            _TripletImages(self.images, triplets), batch_size=self.triplet_batch, shuffle=False, **common
+        )
+
+    # ----------------------------------------------------------------------------- one step
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        from facelib.losses import embedding_spread
+
+        x = x.to(self.device, non_blocking=True)
+        y = y.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            if x.ndim == 5:  # original recipe: three forward passes, anchors / positives / negatives
+                b = x.shape[0]
+                emb = torch.cat([self.forward(x[:, j].contiguous(memory_format=self.memory_format))
+                                 for j in range(3)])
+                idx = torch.arange(b, device=self.device)
+                a, p, n = idx, idx + b, idx + 2 * b
+            else:
+                emb = self.forward(x.contiguous(memory_format=self.memory_format))
+                a, p, n = self.miner(emb.detach().float(), y, margin=self.cfg.margin, distance=self.cfg.distance)
+        loss, stats = self.criterion(emb.float(), a, p, n)
+        self.optimizer.zero_grad(set_to_none=True)
+        if loss.requires_grad:
+            self.scaler.scale(loss).backward()
+            if self.cfg.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.scheduler.step()
+        stats = {k: float(v) for k, v in stats.items()}
+        stats["loss"] = float(loss.detach())
+        stats["spread"] = float(embedding_spread(emb.detach().float()))
+        return stats
+
+    # ----------------------------------------------------------------------------- epochs
+
+    def run(self, on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+        cfg = self.cfg
+        stopped_early = False
+        for epoch in range(self.start_epoch, cfg.epochs):
+            self.model.train()
+            t0 = time.perf_counter()
+            sums: dict[str, float] = {}
+            weights = 0
+            n_images = 0
+            loader = self._loader(epoch)
+            if cfg.progress:
+                from tqdm.auto import tqdm
+
+                loader = tqdm(loader, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                              unit="step", leave=False, disable=None)
+            for x, y in loader:
+                stats = self._step(x, y)
+                n_images += x.shape[0] * (3 if x.ndim == 5 else 1)
+                for key in ("loss", "active_fraction", "pos_dist", "neg_dist", "spread"):
+                    if key in stats:
+                        sums[key] = sums.get(key, 0.0) + stats[key]
+                weights += 1
+            seconds = time.perf_counter() - t0
+            entry: dict[str, Any] = {"epoch": epoch + 1}
+            entry.update({k: v / max(1, weights) for k, v in sums.items()})
+            entry.update(lr=self.optimizer.param_groups[0]["lr"], seconds=seconds,
+                         images_per_sec=n_images / max(seconds, 1e-9), steps=weights)
+            if self.val_folder is not None:
+                entry.update(self._validate())
+            self.history.append(entry)
+            line = (f"epoch {epoch + 1}/{cfg.epochs}  loss {entry.get('loss', float('nan')):.4f}  "
+                    f"active {entry.get('active_fraction', float('nan')):.2f}  "
+                    f"d+ {entry.get('pos_dist', float('nan')):.3f}  d- {entry.get('neg_dist', float('nan')):.3f}  "
+                    f"spread {entry.get('spread', float('nan')):.3f}  {entry['images_per_sec']:.1f} img/s")
+            if "val_top1" in entry:
+                line += f"  val top-1 {entry['val_top1']:.3f} ({entry['val_protocol']})"
+            self.log(line)
+            if entry.get("spread", 1.0) < COLLAPSE_SPREAD:
+                msg = (f"warning: embeddings are collapsing (spread {entry['spread']:.4f} < {COLLAPSE_SPREAD}); "
+                       "try a lower learning rate or a smaller margin")
+                self.warnings.append(msg)
+                self.log(msg)
+            improved = self._track_best(entry)
+            self._save(epoch + 1, improved)
+            if on_epoch_end is not None:
+                on_epoch_end(entry)
+            if cfg.patience and self.bad_epochs >= cfg.patience:
+                self.log(f"early stop: no validation improvement for {cfg.patience} epochs "
+                         f"(best top-1 {self.best_score:.3f} at epoch {self.best_epoch})")
+                stopped_early = True
+                break
+        self.log(f"saved model to {self.out}" + (f" (best epoch {self.best_epoch})" if self.best_epoch else "")
+                 + f"; history in {self.history_path}")
+        return TrainResult(self.out, self.last_path, self.history_path, self.history, list(self.folder.identities),
+                           self.spec, self.best_epoch, stopped_early, self.warnings)
+
+    def _validate(self) -> dict[str, Any]:
+        from facelib.evaluate import detect_protocol, run_protocol
+
+        protocol, _ = detect_protocol(self.folder.identities, self.val_folder.identities)
+        probes = embed_folder(self.model, self.spec, self.val_folder, batch_size=64, workers=self.cfg.workers,
+                              device=self.device, amp=self.cfg.amp)
+        train_set = None
+        if protocol == "closed":
+            clean = self.folder.select(lambda s: s.is_clean)
+            train_set = embed_folder(self.model, self.spec, clean, batch_size=64, workers=self.cfg.workers,
+                                     device=self.device, amp=self.cfg.amp)
+        result = run_protocol(protocol, probes, train=train_set)
+        return {"val_top1": float(result["top1"]), "val_macro_f1": float(result.get("macro_f1", float("nan"))),
+                "val_protocol": protocol}
+
+    def _track_best(self, entry: dict[str, Any]) -> bool:
+        if "val_top1" not in entry:
+            self.best_epoch = None
+            return True  # no validation: the latest model is the one kept
+        score = entry["val_top1"]
+        if self.best_score is None or score > self.best_score:
+            self.best_score, self.best_epoch, self.bad_epochs = score, entry["epoch"], 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    def _state(self, epoch: int) -> dict[str, Any]:
+        return dict(
+            identities=list(self.folder.identities),
+            config=self.cfg.to_dict(),
+            epoch=epoch,
+            history=self.history,
+            best_score=self.best_score,
+            best_epoch=self.best_epoch,
+            bad_epochs=self.bad_epochs,
+        )
+
+    def _save(self, epoch: int, improved: bool) -> None:
+        state = self._state(epoch)
+        save_checkpoint(
+            self.last_path, self.model, self.spec,
+            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict(), torch_rng=torch.get_rng_state(), **state,
+        )
+        if improved:
+            save_checkpoint(self.out, self.model, self.spec, **state)
+        write_json(self.history_path, self.history)
+
+    def _resume(self) -> None:
+        if not self.last_path.exists():
+            self.log(f"--resume: no {self.last_path} yet, starting from scratch")
+            return
+        ckpt = read_checkpoint(self.last_path)
+        if ckpt.get("identities") != list(self.folder.identities):
+            raise CheckpointError(f"{self.last_path} was trained on other identities than {self.cfg.data}")
+        if "optimizer" not in ckpt:
+            raise CheckpointError(f"{self.last_path} holds no training state to resume from")
+        try:
+            self.model.load_state_dict(ckpt["model"])
+        except RuntimeError:
+            raise CheckpointError(f"{self.last_path} does not fit the model configured "
+                                  f"({self.cfg.backbone}, {self.cfg.embedding_dim}-d)") from None
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if "scaler" in ckpt:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        self.start_epoch = int(ckpt["epoch"])
+        self.history = list(ckpt.get("history", []))
+        self.best_score, self.best_epoch = ckpt.get("best_score"), ckpt.get("best_epoch")
+        self.bad_epochs = int(ckpt.get("bad_epochs", 0))
+        self.log(f"resumed from {self.last_path} after epoch {self.start_epoch}")
+
+
+def train(
+    cfg: TrainConfig,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train an embedder as ``cfg`` says; returns paths and the per-epoch history."""
+    return Trainer(cfg, log=log).run(on_epoch_end)

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from facelib.data import DataError, scan_folder
+from facelib.distortions import KINDS, distort, distort_all, distort_folder, image_rng
+
+
+def _test_image(size: int = 64, seed: int = 0) -> Image.Image:
+    """A mid-grey image with structure (gradient, shapes, texture), values away from 0/255."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    a = np.stack([60 + 80 * xx, 70 + 60 * yy, 90 + 40 * xx * yy], -1) + rng.normal(0, 4, (size, size, 3))
+    img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "RGB")
+    d = ImageDraw.Draw(img)
+    d.ellipse([size * 0.25, size * 0.2, size * 0.75, size * 0.8], fill=(180, 140, 110))
+    d.rectangle([size * 0.4, size * 0.4, size * 0.6, size * 0.45], fill=(40, 30, 30))
+    return img
+
+
+def _gray(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("L"), dtype=np.float64)
+
+
+def _hf(img: Image.Image) -> float:
+    a = _gray(img)
+    return float(np.mean((4 * a[1:-1, 1:-1] - a[:-2, 1:-1] - a[2:, 1:-1] - a[1:-1, :-2] - a[1:-1, 2:]) ** 2))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_kind_size_mode_determinism(kind):
+    img = _test_image()
+    a = distort(img, kind, image_rng(1, kind))
+    b = distort(img, kind, image_rng(1, kind))
+    c = distort(img, kind, image_rng(2, kind))
+    assert a.size == img.size and a.mode == "RGB"
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a), np.asarray(c))
+    assert np.mean(np.abs(_gray(a) - _gray(img))) > 0.5
+
+
+def test_distort_accepts_other_modes_and_sizes():
+    img = _test_image(48).convert("L").resize((80, 48))
+    for kind in KINDS:
+        out = distort(img, kind, image_rng(0, kind))
+        assert out.size == (80, 48) and out.mode == "RGB"
+
+
+def test_directions():
+    img = _test_image(96)
+    clean_mean, clean_std, clean_hf = _gray(img).mean(), _gray(img).std(), _hf(img)
+    for seed in range(3):
+        d = distort_all(img, seed)
+        assert _gray(d["lowlight"]).mean() < 0.5 * clean_mean
+        assert _gray(d["sunny"]).mean() > clean_mean + 20
+        assert _gray(d["foggy"]).mean() > clean_mean and _gray(d["foggy"]).std() < 0.8 * clean_std
+        assert _hf(d["blurred"]) < 0.5 * clean_hf
+        assert _hf(d["resized"]) < clean_hf
+        assert _hf(d["noisy"]) > 3 * clean_hf
+        assert _hf(d["rainy"]) > clean_hf
+
+
+def test_distort_all_subset_and_unknown_kind():
+    img = _test_image()
+    assert set(distort_all(img, 0, kinds=("foggy", "noisy"))) == {"foggy", "noisy"}
+    with pytest.raises(ValueError, match="blurred"):
+        distort(img, "snowy", image_rng(0))
+    with pytest.raises(ValueError):
+        distort_all(img, 0, kinds=("snowy",))
+
+
+def test_image_rng_stable():
+    assert image_rng(3, "a", "b").integers(1 << 30) == image_rng(3, "a", "b").integers(1 << 30)
+    assert image_rng(3, "a", "b").integers(1 << 30) != image_rng(3, "a", "c").integers(1 << 30)
+
+
+def _make_src(root, n_ids=2, n_photos=2):
+    for i in range(n_ids):
+        d = root / f"person_{i}"
+        d.mkdir(parents=True)
+        for j in range(n_photos):
+            _test_image(40, seed=10 * i + j).save(d / f"person_{i}_{j:04d}.jpg", quality=95)
+    return root
+
+
+def test_distort_folder_roundtrip(tmp_path):
+    src = _make_src(tmp_path / "src")
+    (src / "person_0" / "distortion").mkdir()
+    _test_image(40).save(src / "person_0" / "distortion" / "old_foggy.jpg")  # must be ignored
+    (src / "person_1" / "empty.jpg").write_bytes(b"")
+    (src / "person_1" / "fake.png").write_bytes(b"not an image at all")
+    (src / "person_1" / "notes.txt").write_text("hello")
+    out = tmp_path / "out"
+    counts = distort_folder(src, out, seed=5)
+    assert counts["identities"] == 2 and counts["clean"] == 4 and counts["distorted"] == 28
+    assert counts["skipped"] == 3
+    for i in range(2):
+        for j in range(2):
+            stem = f"person_{i}_{j:04d}"
+            assert (out / f"person_{i}" / f"{stem}.jpg").read_bytes() == (src / f"person_{i}" / f"{stem}.jpg").read_bytes()
+            for k in KINDS:
+                assert (out / f"person_{i}" / "distortion" / f"{stem}_{k}.jpg").is_file()
+    assert not (out / "person_0" / "distortion" / "old_foggy.jpg").exists()
+    assert not list(out.rglob("*.tmp"))
+    folder = scan_folder(out)
+    assert folder.report.n_clean == 4 and folder.report.n_distorted == 28 and folder.report.n_skipped == 0
+    by_photo = {}
+    for s in folder.samples:
+        by_photo.setdefault(s.photo, set()).add(s.distortion)
+    assert set(by_photo) == {f"person_{i}/person_{i}_{j:04d}" for i in range(2) for j in range(2)}
+    assert all(v == {""} | set(KINDS) for v in by_photo.values())
+
+    # deterministic for a seed, different for another
+    out2 = tmp_path / "out2"
+    distort_folder(src, out2, seed=5, kinds=("noisy",))
+    rel = "person_0/distortion/person_0_0000_noisy.jpg"
+    assert (out / rel).read_bytes() == (out2 / rel).read_bytes()
+    out3 = tmp_path / "out3"
+    distort_folder(src, out3, seed=6, kinds=("noisy",))
+    assert (out / rel).read_bytes() != (out3 / rel).read_bytes()
+    assert not (out2 / "person_0" / "distortion" / "person_0_0000_foggy.jpg").exists()
+
+
+def test_distort_folder_errors(tmp_path):
+    with pytest.raises(DataError):
+        distort_folder(tmp_path / "missing", tmp_path / "out")
+    src = _make_src(tmp_path / "src", 1, 1)
+    with pytest.raises(ValueError):
+        distort_folder(src, tmp_path / "out", kinds=("snowy",))

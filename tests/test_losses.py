@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from facelib.losses import TripletLoss, embedding_spread, pairwise_distances
+
+
+def _idx(*xs):
+    return tuple(torch.tensor(x, dtype=torch.long) for x in xs)
+
+
+def test_pairwise_euclidean_and_cosine():
+    x = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]])
+    d = pairwise_distances(x)
+    want = torch.tensor([[0.0, 5.0, 1.0], [5.0, 0.0, math.sqrt(18)], [1.0, math.sqrt(18), 0.0]])
+    torch.testing.assert_close(d, want, atol=1e-5, rtol=0)
+    torch.manual_seed(0)
+    y = F.normalize(torch.randn(20, 8), dim=1)
+    torch.testing.assert_close(pairwise_distances(y), torch.cdist(y, y), atol=1e-5, rtol=0)
+    c = pairwise_distances(y, "cosine")
+    torch.testing.assert_close(c, 1 - y @ y.T - torch.diag(torch.diag(1 - y @ y.T)), atol=1e-6, rtol=0)
+    assert torch.all(c.diag() == 0)
+    with pytest.raises(ValueError):
+        pairwise_distances(y, "manhattan")
+
+
+def test_known_answer_2d():
+    # anchor at origin; positive at (1, 0) -> d_ap = 1; negatives at (0, 1.1) and (0, 3)
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.1], [0.0, 3.0]])
+    a, p, n = _idx([0, 0], [1, 1], [2, 3])
+    # per-triplet: relu(1 - 1.1 + 0.2) = 0.1, relu(1 - 3 + 0.2) = 0
+    loss, stats = TripletLoss(margin=0.2, reduction="mean")(x, a, p, n)
+    assert loss.item() == pytest.approx(0.05, abs=1e-6)
+    loss, stats = TripletLoss(margin=0.2)(x, a, p, n)  # mean_active
+    assert loss.item() == pytest.approx(0.1, abs=1e-6)
+    assert stats["active_fraction"] == pytest.approx(0.5)
+    assert stats["pos_dist"] == pytest.approx(1.0, abs=1e-6)
+    assert stats["neg_dist"] == pytest.approx(2.05, abs=1e-6)
+    assert stats["n_triplets"] == 2
+    soft, _ = TripletLoss(soft=True, reduction="mean")(x, a, p, n)
+    want = (F.softplus(torch.tensor(-0.1)) + F.softplus(torch.tensor(-2.0))) / 2
+    assert soft.item() == pytest.approx(want.item(), abs=1e-6)
+
+
+def test_matches_torch_triplet_margin_loss():
+    torch.manual_seed(1)
+    x = F.normalize(torch.randn(32, 16), dim=1)
+    a = torch.randint(0, 32, (200,))
+    p = torch.randint(0, 32, (200,))
+    n = torch.randint(0, 32, (200,))
+    keep = (a != p) & (a != n)
+    a, p, n = a[keep], p[keep], n[keep]
+    ours, _ = TripletLoss(margin=0.3, reduction="mean")(x, a, p, n)
+    # TripletMarginLoss uses ||x - y + eps|| with eps=1e-6: differences ~1e-6 per distance
+    ref = torch.nn.TripletMarginLoss(margin=0.3)(x[a], x[p], x[n])
+    torch.testing.assert_close(ours, ref, atol=1e-4, rtol=0)
+    # gradients agree too
+    x1 = x.clone().requires_grad_(True)
+    x2 = x.clone().requires_grad_(True)
+    TripletLoss(margin=0.3, reduction="mean")(x1, a, p, n)[0].backward()
+    torch.nn.TripletMarginLoss(margin=0.3)(x2[a], x2[p], x2[n]).backward()
+    torch.testing.assert_close(x1.grad, x2.grad, atol=1e-4, rtol=0)
+
+
+def test_cosine_distance_loss():
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    a, p, n = _idx([0], [1], [2])  # d_ap = 1, d_an = 2
+    loss, stats = TripletLoss(margin=1.5, distance="cosine")(x, a, p, n)
+    assert loss.item() == pytest.approx(0.5, abs=1e-6)
+    assert stats["neg_dist"] == pytest.approx(2.0, abs=1e-6)
+
+
+def test_empty_triplets():
+    x = torch.randn(4, 3, requires_grad=True)
+    e = torch.empty(0, dtype=torch.long)
+    for loss_fn in (TripletLoss(), TripletLoss(reduction="mean"), TripletLoss(soft=True)):
+        loss, stats = loss_fn(x, e, e, e)
+        assert loss.item() == 0.0 and loss.requires_grad
+        loss.backward()
+        assert torch.all(x.grad == 0)
+        assert stats == {"active_fraction": 0.0, "pos_dist": 0.0, "neg_dist": 0.0, "n_triplets": 0}
+
+
+def test_no_active_triplet_mean_active_is_zero_with_grad():
+    x = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0]], requires_grad=True)
+    loss, stats = TripletLoss()(x, *_idx([0], [1], [2]))
+    assert loss.item() == 0.0 and stats["active_fraction"] == 0.0
+    loss.backward()
+    assert torch.all(x.grad == 0)
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+@pytest.mark.parametrize("soft", [False, True])
+def test_gradients_finite_with_duplicates(distance, soft):
+    base = F.normalize(torch.randn(3, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    x = torch.cat([base, base, base[:1]]).requires_grad_(True)  # exact duplicates: distance 0
+    # zero-distance positives, zero-distance negatives, and both at once
+    a, p, n = _idx([0, 0, 1, 0, 6, 0], [3, 6, 4, 6, 0, 2], [1, 2, 0, 3, 5, 3])
+    loss, stats = TripletLoss(distance=distance, soft=soft, margin=2.5)(x, a, p, n)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.all(torch.isfinite(x.grad))
+    assert x.grad.abs().sum() > 0
+    assert all(math.isfinite(v) for v in stats.values())
+    assert pairwise_distances(x.detach(), distance)[0, 3] == 0
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError):
+        TripletLoss(reduction="sum")
+    with pytest.raises(ValueError):
+        TripletLoss(distance="l1")
+    with pytest.raises(ValueError):
+        TripletLoss()(torch.randn(3, 2), *_idx([0], [1, 2], [2]))
+
+
+def test_embedding_spread():
+    torch.manual_seed(0)
+    same = F.normalize(torch.randn(1, 64), dim=1).repeat(50, 1)
+    assert embedding_spread(same) == pytest.approx(0.0, abs=1e-5)
+    spread = embedding_spread(F.normalize(torch.randn(2000, 64), dim=1))
+    assert 0.95 < spread <= 1.0
+    x = F.normalize(torch.randn(10, 8), dim=1)
+    assert embedding_spread(x) == pytest.approx(math.sqrt(1 - x.mean(0).norm().item() ** 2), abs=1e-5)
+    assert embedding_spread(x[:1]) == 0.0
+
+
+def test_pairwise_distances_under_autocast_and_half_input():
+    torch.manual_seed(0)
+    x = F.normalize(torch.randn(16, 32), dim=1)
+    ref = pairwise_distances(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        d = pairwise_distances(x)
+    assert d.dtype == torch.float32
+    torch.testing.assert_close(d, ref)
+    d16 = pairwise_distances(x.bfloat16())
+    assert d16.dtype == torch.float32
+    torch.testing.assert_close(d16, ref, atol=2e-2, rtol=0)

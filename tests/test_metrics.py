@@ -1,0 +1,148 @@
+"""Known-answer tests for facelib.metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facelib.metrics import (
+    cosine_topk,
+    dir_at_fpir,
+    identification_metrics,
+    l2_normalize,
+    per_group_accuracy,
+    rate_key,
+    topk_accuracy,
+    verification_metrics,
+)
+
+
+def _unit(n: int, d: int, seed: int) -> np.ndarray:
+    return l2_normalize(np.random.default_rng(seed).normal(size=(n, d)))
+
+
+def _brute(q, g, k, mask=None):
+    s = q.astype(np.float64) @ g.T.astype(np.float64)
+    if mask is not None:
+        s[mask] = -np.inf
+    idx = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(s, idx, 1), idx
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 20, 4096])
+def test_cosine_topk_equals_brute_force(chunk):
+    q, g = _unit(20, 8, 0), _unit(13, 8, 1)
+    s, i = cosine_topk(q, g, k=5, chunk=chunk, use_faiss=False)
+    bs, bi = _brute(q, g, 5)
+    assert s.shape == (20, 5) and s.dtype == np.float32 and i.dtype == np.int64
+    np.testing.assert_allclose(s, bs, atol=1e-5)
+    np.testing.assert_array_equal(i, bi)
+
+
+@pytest.mark.parametrize("chunk", [2, 5, 100])
+def test_cosine_topk_group_mask_and_hook(chunk):
+    q, g = _unit(12, 6, 2), _unit(9, 6, 3)
+    qg = np.arange(12) % 4
+    gg = np.arange(9) % 4
+    mask = qg[:, None] == gg[None, :]
+    s, i = cosine_topk(q, g, k=3, chunk=chunk, query_groups=qg, gallery_groups=gg)
+    bs, bi = _brute(q, g, 3, mask)
+    np.testing.assert_allclose(s, bs, atol=1e-5)
+    np.testing.assert_array_equal(i, bi)
+    assert not np.any(gg[i] == qg[:, None])
+
+    def hook(sl, block):  # same mask through the callable
+        block[mask[sl]] = -np.inf
+
+    s2, i2 = cosine_topk(q, g, k=3, chunk=chunk, exclude=hook)
+    np.testing.assert_array_equal(i2, bi)
+
+
+def test_cosine_topk_clamps_k_and_marks_empty_slots():
+    q, g = _unit(3, 4, 4), _unit(2, 4, 5)
+    s, i = cosine_topk(torch.from_numpy(q), torch.from_numpy(g), k=10)  # tensors accepted
+    assert s.shape == (3, 2)
+    s, i = cosine_topk(q, g, k=2, query_groups=[0, 0, 1], gallery_groups=[0, 1])
+    assert i[0, 0] == 1 and i[0, 1] == -1 and np.isneginf(s[0, 1])
+    assert i[2, 0] == 0 and i[2, 1] == -1
+    with pytest.raises(ValueError):
+        cosine_topk(q, g, query_groups=[0, 0, 1])
+
+
+def test_identification_metrics_hand_computed():
+    r = identification_metrics(["a", "a", "b", "b"], ["a", "b", "b", "b"])
+    # a: P=1, R=1/2 -> F1 2/3; b: P=2/3, R=1 -> F1 4/5
+    assert r == pytest.approx({"top1": 0.75, "macro_f1": (2 / 3 + 4 / 5) / 2, "n": 4})
+    # predicting a label absent from the truth costs recall only; it is not averaged in
+    r = identification_metrics(["a", "b"], ["a", "z"])
+    assert r["top1"] == 0.5 and r["macro_f1"] == pytest.approx(0.5)
+
+
+def test_topk_accuracy():
+    top = np.array([["a", "b"], ["c", "b"], ["c", "d"]])
+    assert topk_accuracy(["a", "b", "a"], top, 1) == pytest.approx(1 / 3)
+    assert topk_accuracy(["a", "b", "a"], top, 2) == pytest.approx(2 / 3)
+
+
+def test_verification_known_set():
+    # genuine 0.9 0.8 0.4 | impostor 0.7 0.3 0.2
+    scores = [0.9, 0.8, 0.4, 0.7, 0.3, 0.2]
+    same = [1, 1, 1, 0, 0, 0]
+    r = verification_metrics(scores, same, fars=(0.1, 0.5))
+    assert r["roc_auc"] == pytest.approx(8 / 9)
+    # at t=0.7: FRR 1/3 (0.4 rejected), FAR 1/3 (0.7 accepted)
+    assert r["eer"] == pytest.approx(1 / 3)
+    assert r["eer_threshold"] == pytest.approx(0.7)
+    assert r["tar_at_far_1e-1"] == pytest.approx(2 / 3)
+    assert r["threshold_at_far_1e-1"] == pytest.approx(0.8)
+    assert r["tar_at_far_0.5"] == pytest.approx(1.0)
+    assert r["threshold_at_far_0.5"] == pytest.approx(0.4)
+    assert r["best_accuracy"] == pytest.approx(5 / 6)
+    assert r["n_genuine"] == 3 and r["n_impostor"] == 3
+
+
+def test_verification_eer_interpolated():
+    # genuine 0.9 0.8 0.3 | impostor 0.5 0.2: FRR/FAR go (1/3, 0) at t=0.8 -> (1/3, 1/2) at 0.5
+    # crossing on the segment (0, 1/3)->(1/2, 1/3) of (FAR, FRR): EER = 1/3
+    r = verification_metrics([0.9, 0.8, 0.3, 0.5, 0.2], [1, 1, 1, 0, 0], fars=())
+    assert r["eer"] == pytest.approx(1 / 3)
+    assert r["eer_threshold"] == pytest.approx(0.5)
+
+
+def test_verification_perfect_and_random():
+    r = verification_metrics([0.9, 0.8, 0.7, 0.1, 0.0, -0.2], [1, 1, 1, 0, 0, 0])
+    assert r["roc_auc"] == 1.0 and r["eer"] == 0.0 and r["best_accuracy"] == 1.0
+    assert r["tar_at_far_1e-3"] == 1.0 and np.isfinite(r["threshold_at_far_1e-3"])
+    rng = np.random.default_rng(0)
+    r = verification_metrics(rng.normal(size=20000), rng.random(20000) < 0.5)
+    assert abs(r["roc_auc"] - 0.5) < 0.02 and abs(r["eer"] - 0.5) < 0.02
+
+
+def test_verification_degenerate_raises():
+    with pytest.raises(ValueError, match="genuine"):
+        verification_metrics([0.1, 0.2], [True, True])
+    with pytest.raises(ValueError):
+        verification_metrics([0.1, 0.2], [True])
+
+
+def test_dir_at_fpir_hand_computed():
+    unknown = [0.9, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.04, 0.03, 0.02]
+    known = [0.95, 0.6, 0.5, 0.8]
+    correct = [True, True, True, False]
+    r = dir_at_fpir(known, correct, unknown, fpirs=(0.1, 0.01))
+    # FPIR 0.1: accept one unknown (0.9) -> threshold just above 0.5; known accepted+right: 0.95, 0.6
+    assert r["dir_at_fpir_1e-1"] == pytest.approx(0.5)
+    assert r["fpir_actual_1e-1"] == pytest.approx(0.1)
+    assert 0.5 < r["threshold_at_fpir_1e-1"] < 0.5001
+    # FPIR 0.01: no unknown accepted -> threshold just above 0.9; only 0.95
+    assert r["dir_at_fpir_1e-2"] == pytest.approx(0.25)
+    assert r["fpir_actual_1e-2"] == 0.0
+    assert r["n_known"] == 4 and r["n_unknown"] == 10
+
+
+def test_per_group_accuracy_and_rate_key():
+    r = per_group_accuracy([1, 0, 1, 1], ["clean", "foggy", "foggy", "clean"])
+    assert r == {"clean": 1.0, "foggy": 0.5}
+    assert all(isinstance(v, float) for v in r.values())
+    assert [rate_key(x) for x in (0.1, 1e-2, 1e-3, 0.05)] == ["1e-1", "1e-2", "1e-3", "0.05"]

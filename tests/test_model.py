@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from facelib.errors import CheckpointError, ModelError
+from facelib.model import (
+    EmbeddingNet,
+    build_model,
+    build_transform,
+    describe_weights,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+
+
+@pytest.fixture(scope="module")
+def small():
+    torch.manual_seed(0)
+    return build_model("resnet18", embedding_dim=16, pretrained=False, image_size=32)
+
+
+def test_embeddings_are_unit_norm(small):
+    model, spec = small
+    model.eval()
+    e = model(torch.randn(3, 3, 32, 32))
+    assert e.shape == (3, 16)
+    assert torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert spec.weights_source == "random" and "random initialisation" in describe_weights(spec)
+
+
+def test_resnet50_head_is_2048_to_512():
+    net = EmbeddingNet("resnet50", 512)
+    assert net.head.in_features == 2048 and net.head.out_features == 512
+
+
+def test_pretrained_offline_fails_fast_with_way_out(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # empty cache
+    with pytest.raises(ModelError, match=r"--weights FILE.*--no-pretrained"):
+        build_model("resnet18", pretrained=True)
+
+
+def test_local_weights_file(small, tmp_path):
+    model, _ = small
+    path = tmp_path / "resnet18.pth"
+    torch.save(model.backbone.state_dict(), path)
+    m2, spec = build_model("resnet18", embedding_dim=16, weights=path, image_size=32)
+    assert spec.weights_source == f"file:{path}"
+    assert torch.equal(m2.backbone.conv1.weight, model.backbone.conv1.weight)
+    with pytest.raises(ModelError, match="does not match backbone"):
+        build_model("resnet34", weights=path)
+    with pytest.raises(ModelError, match="not found"):
+        build_model("resnet18", weights=tmp_path / "missing.pth")
+
+
+def test_unknown_backbone():
+    with pytest.raises(ModelError, match="unknown backbone"):
+        build_model("not_a_net_at_all")
+
+
+def test_transform_shapes(small):
+    from PIL import Image
+
+    _, spec = small
+    im = Image.new("RGB", (50, 70), (128, 64, 32))
+    for train in (False, True):
+        x = build_transform(spec, train=train)(im)
+        assert x.shape == (3, 32, 32) and x.dtype == torch.float32
+
+
+def test_checkpoint_round_trip_is_atomic_and_weights_only(small, tmp_path):
+    model, spec = small
+    path = tmp_path / "m.pth"
+    save_checkpoint(path, model, spec, identities=["a", "b"], config={"lr": 0.1})
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]  # no temp file left behind
+    raw = torch.load(path, weights_only=True)
+    assert raw["identities"] == ["a", "b"] and raw["model_spec"]["backbone"] == "resnet18"
+    m2, spec2, ckpt = load_checkpoint(path)
+    x = torch.randn(2, 3, 32, 32)
+    model.eval()
+    assert torch.allclose(m2(x), model(x), atol=1e-5)
+    assert spec2.mean == spec.mean and spec2.image_size == 32
+
+
+def test_failed_write_keeps_old_checkpoint(small, tmp_path, monkeypatch):
+    model, spec = small
+    path = tmp_path / "m.pth"
+    save_checkpoint(path, model, spec, epoch=1)
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        save_checkpoint(path, model, spec, epoch=2)
+    assert read_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]
+
+
+def test_not_a_checkpoint(tmp_path):
+    p = tmp_path / "junk.pth"
+    p.write_text("hello")
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
+        load_checkpoint(p)
+    torch.save([1, 2, 3], p)
+    with pytest.raises(CheckpointError, match="not a facelib checkpoint"):
+        load_checkpoint(p)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pth")
+
+
+def test_checkpoint_of_another_architecture(small, tmp_path):
+    model, spec = small
+    path = tmp_path / "m.pth"
+    save_checkpoint(path, model, spec)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["model_spec"]["backbone"] = "resnet34"  # claims another backbone than its tensors
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="another architecture"):
+        load_checkpoint(path)
+
+
+def test_original_scripts_plain_state_dict_loads(tmp_path):
+    import timm
+
+    class Original(torch.nn.Module):  # the seed scripts' model: resnet50 + Linear(2048, 512)
+        def __init__(self):
+            super().__init__()
+            self.base = timm.create_model("resnet50", pretrained=False, num_classes=0)
+            self.fc = torch.nn.Linear(2048, 512)
+
+    orig = Original().eval()
+    p = tmp_path / "tb_model.pth"
+    torch.save(orig.state_dict(), p)
+    m, spec, ckpt = load_checkpoint(p)
+    assert spec.backbone == "resnet50" and spec.embedding_dim == 512 and ckpt["legacy"]
+    x = torch.randn(1, 3, 64, 64)
+    ref = torch.nn.functional.normalize(orig.fc(orig.base(x)), dim=1)
+    assert torch.allclose(m(x), ref, atol=1e-5)
