@@ -30,7 +30,7 @@ def test_render_face_basic():
     assert np.array_equal(np.asarray(img), np.asarray(again))
     # two photos of one identity differ visibly
     other = np.asarray(render_face(fp, np.random.default_rng(2), image_size=48), dtype=np.float64)
-    assert np.mean(np.abs(np.asarray(img, dtype=np.float64) - other)) > 15
+    assert np.mean(np.abs(np.asarray(img, dtype=np.float64) - other)) > 25  # measured min 42, median 70 over 30 identities at 48 px
     # identities differ
     assert sample_identity(np.random.default_rng(0)) == fp
     assert sample_identity(np.random.default_rng(5)) != fp

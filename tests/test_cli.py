@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facelib.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CONTRACT = {
+    "train": ["--data", "--epochs", "--image-size", "--batch-size", "--lr", "--backbone", "--pretrained",
+              "--no-pretrained", "--weights", "--out", "--device", "--seed", "--workers", "--miner", "--p", "--k",
+              "--margin", "--embedding-dim", "--amp", "--no-amp", "--compile", "--resume", "--val-data",
+              "--patience"],
+    "test": ["--data", "--train-data", "--checkpoint", "--protocol", "--out", "--gallery"],
+    "embed": ["--checkpoint", "--data", "--out"],
+    "distort": ["--src", "--out", "--kinds", "--seed"],
+    "synth": ["--out", "--identities", "--photos", "--image-size", "--seed"],
+    "demo": ["--out"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(CONTRACT))
+def test_every_contract_flag_is_documented(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for flag in CONTRACT[command]:
+        assert flag in text, f"{command} --help lacks {flag}"
+
+
+def test_top_level_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for command in CONTRACT:
+        assert command in text
+
+
+def test_train_defaults_are_the_originals():
+    a = build_parser().parse_args(["train"])
+    assert (a.data, a.epochs, a.image_size, a.backbone, a.out, a.pretrained) == (
+        "train", 20, 224, "resnet50", "tb_model.pth", True)
+    a = build_parser().parse_args(["test"])
+    assert (a.data, a.train_data, a.checkpoint, a.protocol, a.out) == ("val", "train", "tb_model.pth", "auto", ".")
+
+
+def _err(capsys) -> str:
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    return captured.err
+
+
+def test_missing_data_folder_is_one_clear_line(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nope"), "--no-pretrained"]) == 2
+    err = _err(capsys)
+    assert err.startswith("error: data folder not found") and err.count("\n") == 1
+
+
+def test_pretrained_offline_says_the_way_out(synth_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    code = main(["train", "--data", str(synth_root / "train"), "--backbone", "resnet18", "--out",
+                 str(tmp_path / "m.pth"), "--no-progress"])
+    assert code == 2
+    err = _err(capsys)
+    assert "--weights FILE" in err and "--no-pretrained" in err
+
+
+def test_bad_checkpoint_is_clear(synth_root, tmp_path, capsys):
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"\x00not a checkpoint")
+    assert main(["test", "--data", str(synth_root / "val"), "--checkpoint", str(junk), "--out", str(tmp_path)]) == 2
+    assert "not a readable torch checkpoint" in _err(capsys)
+    assert main(["test", "--data", str(synth_root / "val"), "--checkpoint", str(tmp_path / "none.pth")]) == 2
+    assert "checkpoint not found" in _err(capsys)
+
+
+def test_bad_setting_is_clear(synth_root, capsys):
+    assert main(["train", "--data", str(synth_root / "train"), "--epochs", "0", "--no-pretrained"]) == 2
+    assert "epochs must be >= 1" in _err(capsys)
+
+
+def test_test_writes_metrics_and_confusion_matrix(synth_root, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "report"
+    code = main(["test", "--data", str(synth_root / "val"), "--train-data", str(synth_root / "train"),
+                 "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--workers", "0"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "disjoint" in text and "cross-photo" in text and "gallery" in text and "precision" in text
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["protocol"] == "cross-photo"
+    for key in ("top1", "macro_f1", "n_probes", "n_gallery", "protocol", "top5", "per_distortion"):
+        assert key in m
+    assert 0 <= m["top1"] <= 1 and m["n_probes"] > 0
+    assert set(m["protocols"]) >= {"cross-photo", "gallery", "verification"}
+    assert 0 <= m["pixel_baseline"]["top1"] <= 1
+    assert (out / "confusion_matrix.png").stat().st_size > 1000
+
+
+def test_closed_protocol_when_identities_overlap(synth_root, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "closed"
+    code = main(["test", "--data", str(synth_root / "train"), "--train-data", str(synth_root / "train"),
+                 "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--workers", "0", "--quiet-report",
+                 "--no-baseline"])
+    assert code == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["protocol"] == "closed" and m["n_gallery"] == 12
+
+
+def test_embed_npz_contract(synth_root, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "e.npz"
+    assert main(["embed", "--checkpoint", str(tiny_checkpoint), "--data", str(synth_root / "val"), "--out", str(out),
+                 "--workers", "0"]) == 0
+    z = np.load(out, allow_pickle=False)
+    n = len(z["paths"])
+    assert z["embeddings"].shape == (n, 32) and z["embeddings"].dtype == np.float32
+    assert np.allclose(np.linalg.norm(z["embeddings"], axis=1), 1, atol=1e-5)
+    assert not any(Path(p).is_absolute() for p in z["paths"])
+    assert (synth_root / "val" / z["paths"][0]).is_file()
+    assert set(z["distortions"]) == {"", "blurred", "foggy", "lowlight", "noisy", "rainy", "resized", "sunny"}
+    assert len(z["identities"]) == n
+
+
+def test_synth_and_distort_commands(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "s"), "--identities", "6", "--photos", "2", "--image-size",
+                 "32"]) == 0
+    assert (tmp_path / "s" / "train").is_dir() and (tmp_path / "s" / "val").is_dir()
+    src = tmp_path / "clean"
+    for f in (tmp_path / "s" / "train").glob("*/*.jpg"):
+        dst = src / f.parent.name / f.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(f.read_bytes())
+    assert main(["distort", "--src", str(src), "--out", str(tmp_path / "d"), "--kinds", "foggy", "noisy"]) == 0
+    made = sorted(p.name for p in (tmp_path / "d").glob("*/distortion/*.jpg"))
+    assert made and all(n.endswith(("_foggy.jpg", "_noisy.jpg")) for n in made)
+    assert len(made) == 2 * len(list(src.glob("*/*.jpg")))
+
+
+@pytest.mark.slow
+def test_root_scripts_like_the_originals(synth_root, tmp_path):
+    """`python train.py` then `python test.py`, run in a folder holding ./train and ./val."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "train").symlink_to(synth_root / "train")
+    (work / "val").symlink_to(synth_root / "val")
+    env_run = dict(cwd=work, capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, str(ROOT / "train.py"), "--epochs", "2", "--image-size", "32",
+                        "--no-pretrained", "--backbone", "resnet18", "--steps-per-epoch", "2", "--workers", "0",
+                        "--no-progress"], **env_run)
+    assert r.returncode == 0, r.stderr
+    assert "epoch 1/2" in r.stdout and "epoch 2/2" in r.stdout and (work / "tb_model.pth").is_file()
+    r = subprocess.run([sys.executable, str(ROOT / "test.py"), "--workers", "0"], **env_run)
+    assert r.returncode == 0, r.stderr
+    assert "precision" in r.stdout and (work / "confusion_matrix.png").is_file()
+    assert json.loads((work / "metrics.json").read_text())["protocol"] == "cross-photo"

@@ -1,0 +1,135 @@
+"""TrainPanel / EvalPanel: widgets write through to the config; bad values are clamped or refused."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+from facelib.config import EvalConfig, TrainConfig  # noqa: E402
+from facelib.widgets import EvalPanel, TrainPanel  # noqa: E402
+
+
+@pytest.fixture
+def panel() -> TrainPanel:
+    cfg = TrainConfig(backbone="resnet18", pretrained=False, image_size=64, p=8, k=4, epochs=2, amp=False)
+    return TrainPanel(cfg, max_identities=18, gpu=False)
+
+
+def test_panel_shows_the_config_and_edits_it_in_place(panel: TrainPanel):
+    cfg = panel.config
+    assert panel.controls["epochs"].value == 2 and panel.controls["backbone"].value == "resnet18"
+    changes = {"lr": 1e-2, "epochs": 5, "margin": 0.5, "miner": "semi_hard", "p": 6, "k": 3, "image_size": 96,
+               "backbone": "resnet34", "pretrained": True, "embedding_dim": 256, "amp": True}
+    for name, value in changes.items():
+        panel.controls[name].value = value
+    assert panel.config is cfg
+    for name, value in changes.items():
+        assert getattr(cfg, name) == pytest.approx(value) if isinstance(value, float) else getattr(cfg, name) == value
+    assert panel.values()["epochs"] == 5
+
+
+def test_set_and_refresh_go_both_ways(panel: TrainPanel):
+    panel.set(epochs=7, miner="batch_all")
+    assert panel.config.epochs == 7 and panel.config.miner == "batch_all"
+    panel.config.margin = 0.35
+    panel.refresh()
+    assert panel.controls["margin"].value == pytest.approx(0.35)
+    with pytest.raises(KeyError):
+        panel.set(weight_decay=0.1)
+
+
+def test_p_is_clamped_to_the_identities(panel: TrainPanel):
+    panel.controls["p"].value = 40
+    assert panel.config.p == 18 and panel.controls["p"].value == 18
+    assert "only 18 identities" in panel.messages[-1]
+
+
+def test_batch_size_is_clamped(panel: TrainPanel):
+    panel.controls["p"].value = 16
+    panel.controls["k"].value = 100  # 16 x 100 > 1024
+    assert panel.config.k == 1024 // 16 and panel.controls["k"].value == 64
+    assert "P x K" in panel.messages[-1]
+
+
+def test_image_size_is_rounded(panel: TrainPanel):
+    panel.controls["image_size"].value = 100
+    assert panel.config.image_size == 96 and panel.controls["image_size"].value == 96
+    assert "multiple of 16" in panel.messages[-1]
+
+
+def test_semi_hard_with_zero_margin_is_rejected(panel: TrainPanel):
+    panel.controls["miner"].value = "semi_hard"
+    panel.controls["margin"].value = 0.0
+    assert panel.config.margin == 0.2 and panel.controls["margin"].value == pytest.approx(0.2)
+    assert "margin > 0" in panel.messages[-1]
+    # and the other order: margin 0 first, then semi-hard
+    panel.controls["miner"].value = "batch_hard"
+    panel.controls["margin"].value = 0.0
+    panel.controls["miner"].value = "semi_hard"
+    assert panel.config.miner == "batch_hard" and panel.controls["miner"].value == "batch_hard"
+
+
+def test_unknown_backbone_is_rejected(panel: TrainPanel):
+    panel.controls["backbone"].value = "resnet_does_not_exist"
+    assert panel.config.backbone == "resnet18" and panel.controls["backbone"].value == "resnet18"
+    assert "not a timm model" in panel.messages[-1]
+    assert "not a timm model" in panel.message.value
+
+
+def test_amp_on_cpu_is_allowed_with_a_note(panel: TrainPanel):
+    panel.controls["amp"].value = True
+    assert panel.config.amp is True
+    assert "GPU" in panel.messages[-1]
+
+
+def test_train_button_calls_back_with_the_live_config(panel: TrainPanel):
+    seen = []
+    panel.on_train(lambda cfg: seen.append((cfg, cfg.epochs, cfg.lr)) or "trained")
+    panel.controls["epochs"].value = 3
+    panel.controls["lr"].value = 1e-3
+    assert panel.click() == "trained"
+    cfg, epochs, lr = seen[0]
+    assert cfg is panel.config and epochs == 3 and lr == pytest.approx(1e-3)
+    assert not panel.button.disabled and panel.status.value == "done"
+
+
+def test_button_reports_a_failing_callback(panel: TrainPanel):
+    def boom(cfg):
+        raise RuntimeError("out of memory")
+
+    panel.on_train(boom)
+    panel.click()
+    assert isinstance(panel.last_error, RuntimeError)
+    assert "out of memory" in panel.messages[-1] and not panel.button.disabled
+
+
+def test_button_without_callback_says_so(panel: TrainPanel):
+    panel.click()
+    assert "on_train" in panel.messages[-1]
+    with pytest.raises(TypeError):
+        panel.on_train("not callable")
+
+
+def test_train_panel_needs_a_train_config():
+    with pytest.raises(TypeError):
+        TrainPanel(EvalConfig())
+
+
+def test_eval_panel(tmp_path):
+    cfg = EvalConfig(data=str(tmp_path), train_data=None)
+    panel = EvalPanel(cfg)
+    panel.controls["gallery"].value = "all"
+    panel.controls["protocol"].value = "gallery"
+    panel.controls["baseline"].value = False
+    assert (cfg.gallery, cfg.protocol, cfg.baseline) == ("all", "gallery", False)
+    panel.controls["protocol"].value = "closed"  # no train folder: refused
+    assert cfg.protocol == "gallery" and panel.controls["protocol"].value == "gallery"
+    assert "closed" in panel.messages[-1]
+    cfg.train_data = str(tmp_path)
+    panel.controls["protocol"].value = "closed"
+    assert cfg.protocol == "closed" and "wrong" in panel.messages[-1]
+    seen = []
+    panel.on_evaluate(seen.append)
+    panel.click()
+    assert seen == [cfg]
