@@ -158,7 +158,8 @@ def train_for(cfg, budget_s: float, warmup_frac: float | None = None, log: Calla
     if warmup_frac is None:
         warmup_frac = 0.05 if cfg.warmup_epochs > 0 else 0.0
     lr_f = time_cosine(budget_s, warmup_frac)
-    base_lrs = [g["lr"] for g in trainer.optimizer.param_groups]
+    # the configured rates (the Trainer's LambdaLR has already scaled param_groups' lr by its warm-up factor)
+    base_lrs = list(trainer.scheduler.base_lrs)
     # the Trainer's own LambdaLR still steps inside _step; the rate is overwritten before each step
     trainer.model.train()
     steps = images = 0

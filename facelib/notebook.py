@@ -774,18 +774,9 @@ def run_training(cfg: TrainConfig, plot: LivePlot | None = None, log: Callable[[
     log(device_summary(cfg))
     if plot is not None and plot.handle is None:
         plot.display()
-    Trainer = getattr(train_mod, "Trainer", None)
     t0 = time.perf_counter()
-    if plot is not None and Trainer is not None and hasattr(Trainer, "_step"):
-        class _LiveTrainer(Trainer):  # per-step hook for the live plot
-            def _step(self, x, y):
-                stats = super()._step(x, y)
-                plot.step(stats)
-                return stats
-
-        result = _LiveTrainer(cfg, log=log).run(on_epoch_end=plot.epoch)
-    else:
-        result = train_mod.train(cfg, on_epoch_end=plot.epoch if plot is not None else None, log=log)
+    result = train_mod.train(cfg, on_epoch_end=plot.epoch if plot is not None else None, log=log,
+                             on_step_end=plot.step if plot is not None else None)
     if plot is not None:
         plot.close()
     log(f"trained {len(result.history)} epochs in {time.perf_counter() - t0:.0f} s")
@@ -819,7 +810,7 @@ def protocol_table(report) -> Table:
     """Model vs pixel baseline per identification protocol of a :class:`~facelib.report.TestReport`."""
     rows = []
     for name, r in report.results.items():
-        if name == "verification":
+        if "top1" not in r:  # verification, open-set: not identification top-k
             continue
         b = report.baselines.get(name, {})
         rows.append([name + (" (primary)" if name == report.metrics["protocol"] else ""), r["top1"], r["top5"],

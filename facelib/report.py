@@ -84,10 +84,11 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
         results[name] = run_protocol(name, probes, ts, gallery=cfg.gallery)
         if cfg.baseline:
             baselines[name] = pixel_baseline(name, probes, ts, gallery=cfg.gallery)
-    try:
-        results["verification"] = run_protocol("verification", probes, seed=cfg.seed)
-    except ValueError as e:  # e.g. a single identity: no impostor pairs
-        log(f"verification skipped: {e}")
+    for name in ("verification", "open-set"):
+        try:
+            results[name] = run_protocol(name, probes, gallery=cfg.gallery, seed=cfg.seed)
+        except ValueError as e:  # e.g. a single identity: no impostor pairs, no held-out identities
+            log(f"{name} skipped: {e}")
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,8 +103,9 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
         b = baselines.get(name, {}).get("top1")
         log(f"{name:<13} {r['top1']:>6.3f} {r['top5']:>6.3f} {r['macro_f1']:>8.3f} {r['n_probes']:>7}  "
             + (f"{b:.3f}" if b is not None else "-") + ("   <- primary" if name == main_name else ""))
-    if "verification" in results:
-        log(format_result(results["verification"]))
+    for name in ("verification", "open-set"):
+        if name in results:
+            log(format_result(results[name]))
     if main.get("per_distortion"):
         base_pd = baselines.get(main_name, {}).get("per_distortion", {})
         log(f"per-distortion top-1 ({main_name}): " + "  ".join(

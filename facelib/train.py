@@ -116,6 +116,8 @@ class Trainer:
         log(f"device {self.device} ({torch.cuda.get_device_name(self.device) if self.device.type == 'cuda' else 'CPU'}), "
             f"precision {precision}")
         self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
         self.model.to(self.device, memory_format=self.memory_format)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
         self.images = ImageDataset(self.folder.paths, self.labels, build_transform(self.spec, train=True))
@@ -129,6 +131,7 @@ class Trainer:
             reduction="mean" if cfg.sampler == "triplets" else "mean_active",
         )
         self.sampler = None
+        self._pk_loader: torch.utils.data.DataLoader | None = None
         if cfg.sampler == "pk":
             from facelib.samplers import PKSampler
 
@@ -191,8 +194,13 @@ class Trainer:
         if cfg.workers > 0:
             common["prefetch_factor"] = 4
         if self.sampler is not None:
+            # One loader for the whole run, so worker processes persist across epochs; the batch
+            # sampler runs in this process, so set_epoch still decides each epoch's batches.
             self.sampler.set_epoch(epoch)
-            return torch.utils.data.DataLoader(self.images, batch_sampler=self.sampler, **common)
+            if self._pk_loader is None:
+                common.update(persistent_workers=cfg.workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
+                self._pk_loader = torch.utils.data.DataLoader(self.images, batch_sampler=self.sampler, **common)
+            return self._pk_loader
         triplets = self._epoch_triplets(epoch)[: self.steps_per_epoch * self.triplet_batch]
         return torch.utils.data.DataLoader(
             _TripletImages(self.images, triplets), batch_size=self.triplet_batch, shuffle=False, **common
@@ -232,7 +240,12 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- epochs
 
-    def run(self, on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+    def run(
+        self,
+        on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+        on_step_end: Callable[[dict[str, Any]], None] | None = None,
+    ) -> TrainResult:
+        """Train the remaining epochs; the callbacks get each epoch's history entry / each step's stats."""
         cfg = self.cfg
         stopped_early = False
         for epoch in range(self.start_epoch, cfg.epochs):
@@ -249,6 +262,8 @@ class Trainer:
                               unit="step", leave=False, disable=None)
             for x, y in loader:
                 stats = self._step(x, y)
+                if on_step_end is not None:
+                    on_step_end({"epoch": epoch + 1, "step": weights + 1, **stats})
                 n_images += x.shape[0] * (3 if x.ndim == 5 else 1)
                 for key in ("loss", "active_fraction", "pos_dist", "neg_dist", "spread"):
                     if key in stats:
@@ -366,6 +381,11 @@ def train(
     cfg: TrainConfig,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
     log: Callable[[str], None] = print,
+    on_step_end: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
-    """Train an embedder as ``cfg`` says; returns paths and the per-epoch history."""
-    return Trainer(cfg, log=log).run(on_epoch_end)
+    """Train an embedder as ``cfg`` says; returns paths and the per-epoch history.
+
+    ``on_epoch_end(entry)`` gets each epoch's history entry, ``on_step_end(stats)`` each step's
+    loss / active_fraction / pos_dist / neg_dist / spread (for live plots).
+    """
+    return Trainer(cfg, log=log).run(on_epoch_end, on_step_end)
