@@ -167,7 +167,7 @@ def cmd_synth(a: argparse.Namespace) -> int:
     return 0
 
 
-DEMO_SYNTH = dict(identities=32, photos=6, image_size=64)
+DEMO_SYNTH = dict(identities=100, photos=5, image_size=64)  # 80 train / 20 val identities
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
@@ -182,8 +182,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     info = make_dataset(data, seed=a.seed, **DEMO_SYNTH)
     print(("reused" if info.get("reused") else "made") + f" synthetic data in {data}")
     cfg = TrainConfig(
-        data=str(data / "train"), val_data=None, epochs=a.epochs, image_size=DEMO_SYNTH["image_size"],
-        backbone=a.backbone, pretrained=False, embedding_dim=128, p=8, k=4, lr=1e-3, warmup_epochs=0.5,
+        data=str(data / "train"), val_data=str(data / "val"), epochs=a.epochs, image_size=DEMO_SYNTH["image_size"],
+        backbone=a.backbone, pretrained=False, embedding_dim=128, p=8, k=4, lr=2e-3, warmup_epochs=0.2,
         steps_per_epoch=a.steps, out=str(out / "tb_model.pth"), workers=a.workers, seed=a.seed, patience=None,
         device=a.device,
     )
@@ -252,8 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="The main job on the embedded default data: makes the synthetic set if "
                                    "missing, trains a few epochs, evaluates.")
     p.add_argument("--out", default="facelib-demo", help="output folder (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=4, help="(default: %(default)s)")
-    p.add_argument("--steps", type=int, default=None, help="cap steps per epoch (default: a full epoch)")
+    p.add_argument("--epochs", type=int, default=3, help="(default: %(default)s)")
+    p.add_argument("--steps", type=int, default=100, help="steps per epoch (default: %(default)s)")
     p.add_argument("--backbone", default="resnet18", help="timm model name (default: %(default)s)")
     p.add_argument("--workers", type=int, default=2, help="(default: %(default)s)")
     p.add_argument("--device", default="auto", help="(default: %(default)s)")
