@@ -167,7 +167,7 @@ def cmd_synth(a: argparse.Namespace) -> int:
     return 0
 
 
-DEMO_SYNTH = dict(identities=100, photos=5, image_size=64)  # 80 train / 20 val identities
+DEMO_SYNTH = dict(identities=100, photos=5, image_size=64)  # 75 train / 25 val identities
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
@@ -184,6 +184,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     cfg = TrainConfig(
         data=str(data / "train"), val_data=str(data / "val"), epochs=a.epochs, image_size=DEMO_SYNTH["image_size"],
         backbone=a.backbone, pretrained=False, embedding_dim=128, p=8, k=4, lr=2e-3, warmup_epochs=0.2,
+        miner="batch_all",
         steps_per_epoch=a.steps, out=str(out / "tb_model.pth"), workers=a.workers, seed=a.seed, patience=None,
         device=a.device,
     )

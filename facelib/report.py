@@ -79,11 +79,18 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
 
     results: dict[str, dict[str, Any]] = {}
     baselines: dict[str, dict[str, Any]] = {}
-    for name in identification:
+    for name in list(identification):
         ts = train_set if name == "closed" else None
-        results[name] = run_protocol(name, probes, ts, gallery=cfg.gallery)
+        try:
+            results[name] = run_protocol(name, probes, ts, gallery=cfg.gallery)
+        except ValueError as e:  # e.g. cross-photo on a folder where every identity has one photo
+            log(f"{name} skipped: {e}")
+            identification.remove(name)
+            continue
         if cfg.baseline:
             baselines[name] = pixel_baseline(name, probes, ts, gallery=cfg.gallery)
+    if not identification:
+        raise DataError(f"{cfg.data}: no identification protocol can be scored on this folder (see above)")
     for name in ("verification", "open-set"):
         try:
             results[name] = run_protocol(name, probes, gallery=cfg.gallery, seed=cfg.seed)
@@ -94,6 +101,8 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
     out.mkdir(parents=True, exist_ok=True)
     main = results[primary] if primary in results else results[identification[0]]
     main_name = main["protocol"]
+    if main_name != primary:
+        log(f"primary protocol: {main_name} ({primary} could not be scored)")
     arrays = main["_arrays"]
 
     log("")
@@ -136,6 +145,7 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
 
     metrics: dict[str, Any] = {
         "protocol": main_name,
+        "requested_protocol": cfg.protocol,
         "protocol_reason": reason,
         "gallery": cfg.gallery,
         "top1": main["top1"],

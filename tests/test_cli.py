@@ -160,3 +160,34 @@ def test_root_scripts_like_the_originals(synth_root, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "precision" in r.stdout and (work / "confusion_matrix.png").is_file()
     assert json.loads((work / "metrics.json").read_text())["protocol"] == "cross-photo"
+
+
+def test_single_photo_identities_fall_back_to_gallery(tiny_checkpoint, tmp_path, capsys):
+    from tests.conftest import make_folder
+
+    val = make_folder(tmp_path / "val", identities=3, photos=1, distortions=("foggy", "noisy"))
+    out = tmp_path / "r"
+    assert main(["test", "--data", str(val), "--train-data", str(tmp_path / "none"), "--checkpoint",
+                 str(tiny_checkpoint), "--out", str(out), "--workers", "0", "--quiet-report"]) == 0
+    text = capsys.readouterr().out
+    assert "cross-photo skipped" in text
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["protocol"] == "gallery" and m["n_probes"] == 6
+
+
+def test_folder_with_nothing_to_score_is_clear(tiny_checkpoint, tmp_path, capsys):
+    from tests.conftest import make_folder
+
+    val = make_folder(tmp_path / "val", identities=3, photos=1, distortions=())
+    assert main(["test", "--data", str(val), "--train-data", str(tmp_path / "none"), "--checkpoint",
+                 str(tiny_checkpoint), "--out", str(tmp_path / "r"), "--workers", "0"]) == 2
+    assert "no identification protocol can be scored" in _err(capsys)
+
+
+def test_cuda_asked_without_gpu_is_clear(synth_root, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert main(["train", "--data", str(synth_root / "train"), "--device", "cuda", "--no-pretrained"]) == 2
+    assert "no CUDA GPU is available" in _err(capsys)

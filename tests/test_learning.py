@@ -15,7 +15,7 @@ def test_smoke_profile_beats_pixel_baseline(tmp_path_factory):
     """The smoke profile (the notebooks' CPU settings): ~240 steps of resnet18 at 64 px from random init.
 
     Measured on the 2-core dev machine: cross-photo top-1 about 0.3 against 0.18 for pixel cosine
-    (20 unseen val identities, 800 probes, chance 0.05).
+    (25 unseen val identities, 1,000 probes, chance 0.04).
     """
     prof = get_profile("smoke")
     root = tmp_path_factory.mktemp("learn")
