@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import cpu_name  # noqa: E402  (also puts the repository on sys.path)
 from facelib.metrics import _faiss, cosine_topk  # noqa: E402
 
 
@@ -51,16 +52,6 @@ def loop_pairs(q: np.ndarray, g: np.ndarray, k: int) -> np.ndarray:
         sims = [float(np.dot(v, row)) for row in g]
         out[i] = np.argsort(-np.asarray(sims))[:k]
     return out
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def peak_rss_gb() -> float:

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
-DEFAULT_RECIPES = ["original", "pk,miner=batch_all"]  # measured best at resnet18/64 px/random init
+DEFAULT_RECIPES = ["original", "pk"]  # the seed recipe vs the TrainConfig defaults (P x K, batch-hard)
 
 
 def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
