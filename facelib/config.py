@@ -119,7 +119,6 @@ class EvalConfig:
     workers: int = 2
     device: str = "auto"
     baseline: bool = True
-    verification_negatives: int = 5
     seed: int = 0
 
     def __post_init__(self) -> None:
