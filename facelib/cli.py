@@ -16,6 +16,8 @@ from typing import Callable, Sequence
 from facelib.config import GALLERY_MODES, MINERS, PROTOCOLS, SAMPLERS, EvalConfig, TrainConfig
 
 _D = TrainConfig.__dataclass_fields__
+TRAIN_DESCRIPTION = "Train an embedder on a FACECOM-layout folder."
+TEST_DESCRIPTION = "Evaluate a checkpoint on a FACECOM-layout folder."
 
 
 def _default(name: str):
@@ -207,12 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("train", help="train an embedder with triplet loss",
-                       description="Train an embedder on a FACECOM-layout folder.")
+                       description=TRAIN_DESCRIPTION)
     add_train_args(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("test", help="evaluate a checkpoint: metrics.json, report, confusion matrix",
-                       description="Evaluate a checkpoint on a FACECOM-layout folder.")
+                       description=TEST_DESCRIPTION)
     add_test_args(p)
     p.set_defaults(func=cmd_test)
 
@@ -288,8 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def legacy_main(command: str, argv: Sequence[str] | None = None) -> int:
     """``python train.py`` / ``python test.py``: the original scripts' defaults, same flags as the CLI."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog=f"{command}.py", description=build_parser()._subparsers._group_actions[0]
-                                     .choices[command].description)
+    description = TRAIN_DESCRIPTION if command == "train" else TEST_DESCRIPTION
+    parser = argparse.ArgumentParser(prog=f"{command}.py", description=description)
     if command == "train":
         add_train_args(parser)
         return run(cmd_train, parser.parse_args(argv))

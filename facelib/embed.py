@@ -87,14 +87,7 @@ def embed_folder(
     """Embed every sample of a scanned folder into an :class:`~facelib.evaluate.EmbeddingSet` (absolute paths)."""
     from facelib.evaluate import EmbeddingSet
 
-    emb = embed_images(model, folder.paths, spec, **kwargs)
-    return EmbeddingSet(
-        embeddings=emb,
-        identities=np.array([s.identity for s in folder.samples]),
-        photos=np.array([s.photo for s in folder.samples]),
-        distortions=np.array([s.distortion for s in folder.samples]),
-        paths=np.array([str(s.path) for s in folder.samples]),
-    )
+    return EmbeddingSet.from_samples(embed_images(model, folder.paths, spec, **kwargs), folder.samples)
 
 
 def embed_checkpoint(

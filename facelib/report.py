@@ -131,16 +131,14 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
 
     files = {"classification_report": out / "classification_report.txt"}
     labels = sorted(set(arrays["y_true"]) | set(arrays["y_pred"]) - {""})
-    fig = plots.confusion_matrix_figure(arrays["y_true"], arrays["y_pred"], labels=labels,
-                                        out=out / "confusion_matrix.png")
+    plots.confusion_matrix_figure(arrays["y_true"], arrays["y_pred"], labels=labels, out=out / "confusion_matrix.png")
     files["confusion_matrix"] = out / "confusion_matrix.png"
-    _close(fig)
     if main.get("per_distortion"):
-        _close(plots.per_distortion_figure(main["per_distortion"], out=out / "per_distortion.png"))
+        plots.per_distortion_figure(main["per_distortion"], out=out / "per_distortion.png")
         files["per_distortion"] = out / "per_distortion.png"
     if "verification" in results:
         v = results["verification"]["_arrays"]
-        _close(plots.roc_figure(v["scores"], v["same"], out=out / "roc.png"))
+        plots.roc_figure(v["scores"], v["same"], out=out / "roc.png")
         files["roc"] = out / "roc.png"
 
     metrics: dict[str, Any] = {
@@ -168,8 +166,3 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
     log(f"\nwrote {', '.join(str(p) for p in files.values())}")
     return TestReport(metrics, results, baselines, probes, files)
 
-
-def _close(fig) -> None:
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)

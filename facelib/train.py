@@ -252,7 +252,7 @@ class Trainer:
             self.model.train()
             t0 = time.perf_counter()
             sums: dict[str, float] = {}
-            weights = 0
+            steps = 0
             n_images = 0
             loader = self._loader(epoch)
             if cfg.progress:
@@ -263,17 +263,17 @@ class Trainer:
             for x, y in loader:
                 stats = self._step(x, y)
                 if on_step_end is not None:
-                    on_step_end({"epoch": epoch + 1, "step": weights + 1, **stats})
+                    on_step_end({"epoch": epoch + 1, "step": steps + 1, **stats})
                 n_images += x.shape[0] * (3 if x.ndim == 5 else 1)
                 for key in ("loss", "active_fraction", "pos_dist", "neg_dist", "spread"):
                     if key in stats:
                         sums[key] = sums.get(key, 0.0) + stats[key]
-                weights += 1
+                steps += 1
             seconds = time.perf_counter() - t0
             entry: dict[str, Any] = {"epoch": epoch + 1}
-            entry.update({k: v / max(1, weights) for k, v in sums.items()})
+            entry.update({k: v / max(1, steps) for k, v in sums.items()})
             entry.update(lr=self.optimizer.param_groups[0]["lr"], seconds=seconds,
-                         images_per_sec=n_images / max(seconds, 1e-9), steps=weights)
+                         images_per_sec=n_images / max(seconds, 1e-9), steps=steps)
             if self.val_folder is not None:
                 entry.update(self._validate())
             self.history.append(entry)
