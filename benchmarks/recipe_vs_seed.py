@@ -1,31 +1,33 @@
-"""Original (seed) recipe vs the new default at an equal wall-clock training budget.
+"""Training recipes side by side at an equal budget, scored on unseen identities.
 
-    python benchmarks/recipe_vs_seed.py --quick                      # smoke check on synthetic faces
-    python benchmarks/recipe_vs_seed.py --budget-min 6 --workers 2   # CPU: resnet18, 64 px, random init
-    python benchmarks/recipe_vs_seed.py --backbone resnet50 --image-size 224 --pretrained \
-        --budget-min 10 --device cuda                                # GPU
-    python benchmarks/recipe_vs_seed.py --budget-min 3 --no-baselines \
-        --recipes pk,miner=batch_hard pk,miner=batch_all pk,miner=semi_hard   # a miner sweep
+    python benchmarks/recipe_vs_seed.py --quick                          # smoke check on synthetic faces
+    python benchmarks/recipe_vs_seed.py --budget-min 10                  # FACECOM, resnet18, 64 px, random init
+    python benchmarks/recipe_vs_seed.py --steps 400 --recipes default default,neck=none,miner=batch_hard
+    python benchmarks/recipe_vs_seed.py --synthetic 40,5,64,5 --epochs 4 --recipes default cli-old
+    python benchmarks/recipe_vs_seed.py --backbone resnet50 --image-size 224 --budget-min 10 --device cuda
 
-Each recipe trains on ``<data-root>/train`` for the same wall-clock budget (data loading
-included, model setup excluded; the LR schedule is a warm-up + cosine over the budget) and
-is scored on ``<data-root>/val`` with the cross-photo protocol (gallery = per-identity mean
-of clean embeddings; a probe's own source photo never takes part). The untrained model
-(same seed, same init) and the pixel-cosine baseline are scored on the same probes.
+A recipe is ``default`` (the TrainConfig defaults: what ``facelib train`` does), ``original``
+(``TrainConfig.original()``: random triplets, three forward passes each, margin 1.0), or
+``smoke`` (the smoke profile's settings), optionally followed by comma-separated TrainConfig
+overrides, e.g. ``default,miner=batch_all,p=32,k=4`` or ``default,loss=arcface``.
 
-A recipe is ``original`` (TrainConfig.original(): random triplets, 3 forward passes each,
-margin 1.0) or ``pk`` (the TrainConfig defaults: P x K batches, one pass per image,
-in-batch mining), optionally followed by comma-separated overrides of TrainConfig fields,
-e.g. ``pk,miner=batch_all,margin=0.2,p=32,k=4``.
+Budget: ``--budget-min`` (``TrainConfig.max_seconds``: the run stops after that much training,
+data loading included, and its learning-rate schedule is fitted to the budget), or
+``--steps`` (equal optimisation steps; fair between recipes of equal batch size and input
+size when the machine is shared), or ``--epochs`` (full epochs). Each recipe is then scored on
+``val`` with the cross-photo protocol (a probe never matches its own source photo), gallery of
+all images (the primary figure) and of per-identity means, per distortion kind; the pixel
+baseline and the untrained network are scored on the same probes. Everything goes through the
+public API: ``facelib.train.train``, ``facelib.embed.embed_folder``, the protocols.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
-DEFAULT_RECIPES = ["original", "pk"]  # the seed recipe vs the TrainConfig defaults (P x K, batch-hard)
+DEFAULT_RECIPES = ["original", "default"]
 
 
 def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
-    """``"pk,miner=batch_all,margin=0.2"`` -> ``("pk", {"miner": "batch_all", "margin": 0.2})``."""
+    """``"default,miner=batch_all,margin=0.2"`` -> ``("default", {"miner": "batch_all", "margin": 0.2})``."""
     base, *pairs = text.split(",")
-    if base not in ("original", "pk"):
-        raise SystemExit(f"recipe must start with 'original' or 'pk', got {text!r}")
+    if base not in ("original", "default", "smoke"):
+        raise SystemExit(f"recipe must start with 'original', 'default' or 'smoke', got {text!r}")
     over: dict[str, Any] = {}
     for pair in pairs:
         key, _, val = pair.partition("=")
@@ -58,135 +60,163 @@ def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def make_config(text: str, common_kw: dict[str, Any]):
-    from facelib.config import TrainConfig
+    from facelib.config import TrainConfig, get_profile
 
     base, over = parse_recipe(text)
-    kw = dict(common_kw, **over)
-    return TrainConfig.original(**kw) if base == "original" else TrainConfig(**kw)
+    if base == "original":
+        return TrainConfig.original(**dict(common_kw, **over))
+    start = get_profile("smoke").train if base == "smoke" else TrainConfig()
+    # the recipe's own learning rate unless the command line or the recipe sets one
+    kw = {k: v for k, v in common_kw.items() if not (k == "lr" and v is None)}
+    return start.replace(**dict(kw, **over))
 
 
 def recipe_label(cfg) -> str:
     if cfg.sampler == "triplets":
         return f"random triplets x{cfg.batch_size}/step, 3 passes each, margin {cfg.margin:g}"
-    return f"P x K {cfg.p}x{cfg.k}, {cfg.miner}, margin {cfg.margin:g}"
+    what = f"{cfg.miner}, margin {cfg.margin:g}" + (", soft" if cfg.soft_margin else "")
+    if cfg.loss != "triplet":
+        what = f"{cfg.loss}"
+    return f"P x K {cfg.p}x{cfg.k}, {what}, neck {cfg.neck}, lr {cfg.lr:g}"
 
 
 def score(model, spec, folder, device, workers: int) -> dict[str, Any]:
-    """Cross-photo top-1/top-5 (gallery = identity mean) of ``model`` on ``folder``."""
+    """Cross-photo top-1 (gallery of all images and of identity means) and per-distortion top-1."""
     from facelib.embed import embed_folder
     from facelib.evaluate import cross_photo_protocol
 
     es = embed_folder(model, spec, folder, batch_size=128, workers=workers, device=device, amp=True)
-    r = cross_photo_protocol(es, gallery="mean")
-    return {"top1": float(r["top1"]), "top5": float(r["top5"]), "n_probes": int(r["n_probes"]),
-            "n_probe_identities": int(r["n_probe_identities"]), "n_gallery": int(r["n_gallery"]), "es": es}
+    r_all = cross_photo_protocol(es, gallery="all")
+    r_mean = cross_photo_protocol(es, gallery="mean")
+    return {"top1_all": float(r_all["top1"]), "top1_mean": float(r_mean["top1"]),
+            "top5_all": float(r_all["top5"]), "per_distortion": r_all.get("per_distortion", {}),
+            "n_probes": int(r_all["n_probes"]), "n_probe_identities": int(r_all["n_probe_identities"]), "es": es}
+
+
+def budget_kwargs(args) -> dict[str, Any]:
+    """TrainConfig fields that express the budget."""
+    if args.steps:
+        spe = min(args.steps, 200)
+        return dict(epochs=math.ceil(args.steps / spe), steps_per_epoch=spe)
+    if args.epochs:
+        return dict(epochs=args.epochs)
+    # time budget: the epochs only bound it; the schedule (warm-up, cosine) runs over the budget
+    return dict(epochs=1000, max_seconds=args.budget_min * 60)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--data-root", default=None, help=f"FACECOM Task B root (default {common.DEFAULT_DATA_ROOT})")
-    ap.add_argument("--budget-min", type=float, default=6.0, help="training wall-clock minutes per recipe")
+    ap.add_argument("--synthetic", default=None, metavar="IDS,PHOTOS,PX,SEED",
+                    help="use `facelib synth` data with these settings instead of FACECOM")
+    ap.add_argument("--budget-min", type=float, default=10.0, help="training minutes per recipe (max_seconds)")
+    ap.add_argument("--steps", type=int, default=None, help="equal steps per recipe instead of equal time")
+    ap.add_argument("--epochs", type=int, default=None, help="equal epochs per recipe instead of equal time")
     ap.add_argument("--backbone", default="resnet18")
     ap.add_argument("--image-size", type=int, default=64)
-    ap.add_argument("--embedding-dim", type=int, default=512)
-    ap.add_argument("--lr", type=float, default=1e-3, help="shared by every recipe")
+    ap.add_argument("--lr", type=float, default=None, help="override every recipe's learning rate")
     ap.add_argument("--pretrained", action="store_true", help="timm hub weights (default: random init)")
     ap.add_argument("--recipes", nargs="+", default=DEFAULT_RECIPES, help="see the module docstring")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
-    ap.add_argument("--no-baselines", action="store_true", help="skip the untrained-model and pixel rows")
+    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--no-baselines", action="store_true", help="skip the untrained-network and pixel rows")
     ap.add_argument("--quick", action="store_true", help="tiny run on synthetic faces (smoke check)")
     ap.add_argument("--json", default="recipe_vs_seed", help="name of benchmarks/out/<name>.json ('' = none)")
     args = ap.parse_args(argv)
 
     from facelib.data import scan_folder
     from facelib.embed import resolve_device
+    from facelib.model import build_model
 
-    if args.quick:
+    if args.quick or args.synthetic:
         from facelib.synthetic import make_dataset
 
+        ids, photos, px, sseed = (int(v) for v in (args.synthetic or "24,5,64,0").split(","))
         root = Path(tempfile.mkdtemp(prefix="facelib-rvs-"))
-        make_dataset(root, identities=24, photos=5, image_size=64, seed=args.seed)
-        args.budget_min = min(args.budget_min, 0.15)
-        args.embedding_dim = min(args.embedding_dim, 128)
+        make_dataset(root, identities=ids, photos=photos, image_size=px, seed=sseed)
+        if args.quick:
+            args.budget_min = min(args.budget_min, 0.15)
     else:
         root = common.resolve_data_root(args.data_root)
     device = resolve_device(args.device)
-    budget_s = args.budget_min * 60
     common_kw = dict(data=str(root / "train"), backbone=args.backbone, image_size=args.image_size,
-                     pretrained=args.pretrained, embedding_dim=args.embedding_dim, lr=args.lr,
-                     device=str(device), seed=args.seed, workers=args.workers, progress=False, epochs=1000)
+                     pretrained=args.pretrained, lr=args.lr, device=str(device), seed=args.seed,
+                     workers=args.workers, progress=False, patience=None, **budget_kwargs(args))
     val = scan_folder(root / "val")
     info = common.machine_info(str(device))
     load_before = common.loadavg()
 
+    from facelib.train import train
+
     rows: list[dict[str, Any]] = []
-    init_row = None
-    for i, text in enumerate(args.recipes):
+    for text in args.recipes:
         cfg = make_config(text, dict(common_kw, out=common.tmp_out("rvs-")))
-        common.log_err(f"== {text}: {recipe_label(cfg)}, budget {budget_s:.0f} s")
-        want_init = i == 0 and not args.no_baselines
+        common.log_err(f"== {text}: {recipe_label(cfg)}")
         load0 = common.loadavg()
-        run = common.train_for(
-            cfg, budget_s,
-            evaluate_init=(lambda tr: score(tr.model, tr.spec, val, device, args.workers)) if want_init else None,
-        )
+        result = train(cfg, log=lambda m: common.log_err("  " + m))
         load1 = common.loadavg()
-        if want_init:
-            init_row = run["init_eval"]
-        s = score(run["model"], run["spec"], val, device, args.workers)
-        hist = run["history"]
-        row = dict(recipe=text, label=recipe_label(cfg), top1=s["top1"], top5=s["top5"], steps=run["steps"],
-                   images=run["images"], seconds=run["seconds"], img_per_s=run["images"] / run["seconds"],
-                   final_loss=hist[-1].get("loss") if hist else None,
-                   final_active=hist[-1].get("active_fraction") if hist else None,
-                   final_spread=hist[-1].get("spread") if hist else None,
-                   min_spread=min((h.get("spread", 1.0) for h in hist), default=None),
-                   load_before=load0, load_after=load1, history=hist)
+        from facelib.model import load_checkpoint
+
+        model, spec, _ = load_checkpoint(result.checkpoint, device=device)
+        s = score(model, spec, val, device, args.workers)
+        hist = result.history
+        steps = sum(h["steps"] for h in hist)
+        seconds = sum(h["seconds"] for h in hist)
+        images = sum(h["images_per_sec"] * h["seconds"] for h in hist)
+        row = dict(recipe=text, label=recipe_label(cfg), steps=steps, seconds=seconds, img_per_s=images / seconds,
+                   final_spread=hist[-1].get("spread"), min_spread=min(h.get("spread", 1.0) for h in hist),
+                   collapse_warnings=len(result.warnings), load_before=load0, load_after=load1,
+                   history=hist, **{k: v for k, v in s.items() if k != "es"})
         rows.append(row)
-        common.log_err(f"   -> top-1 {s['top1']:.4f}  top-5 {s['top5']:.4f}  ({run['steps']} steps, "
-                       f"{row['img_per_s']:.1f} img/s, spread {row['final_spread']})")
+        common.log_err(f"   -> cross-photo top-1 {s['top1_all']:.4f} (all) {s['top1_mean']:.4f} (mean), "
+                       f"{steps} steps, {row['img_per_s']:.1f} img/s, spread {row['final_spread']:.3f}, "
+                       f"{len(result.warnings)} collapse warnings")
         ref_es = s["es"]
-        del run
-    pixel = None
+    baselines: dict[str, dict[str, Any]] = {}
     if not args.no_baselines:
         from facelib.evaluate import pixel_baseline
 
-        r = pixel_baseline("cross-photo", ref_es, gallery="mean")
-        pixel = {"top1": float(r["top1"]), "top5": float(r["top5"])}
-    load_after = common.loadavg()
+        pa, pm = (pixel_baseline("cross-photo", ref_es, gallery=g) for g in ("all", "mean"))
+        baselines["pixel cosine 32x32 gray (no learning)"] = dict(
+            top1_all=float(pa["top1"]), top1_mean=float(pm["top1"]), per_distortion=pa.get("per_distortion", {}))
+        from facelib.train import seed_everything
+
+        seed_everything(args.seed)
+        model, spec = build_model(args.backbone, 512, pretrained=False, image_size=args.image_size, neck="none")
+        u = score(model.eval(), spec, val, device, args.workers)
+        baselines["untrained network (random init)"] = {k: v for k, v in u.items() if k != "es"}
 
     n_probes, n_ids = s["n_probes"], s["n_probe_identities"]
+    budget = (f"{args.steps} steps/recipe" if args.steps else f"{args.epochs} epochs/recipe" if args.epochs
+              else f"{args.budget_min:g} min/recipe")
     settings = dict(data=str(root), backbone=args.backbone, image_size=args.image_size,
-                    weights="timm-hub" if args.pretrained else "random init", embedding_dim=args.embedding_dim,
-                    lr=args.lr, budget=f"{args.budget_min:g} min/recipe", seed=args.seed, workers=args.workers,
-                    protocol=f"cross-photo, gallery=mean ({n_probes} probes of {n_ids} identities, "
-                             f"{s['n_gallery']} gallery identities)",
-                    loadavg_before=load_before, loadavg_after=load_after)
-    common.print_header("Original recipe vs new default at equal wall-clock budget", info, settings)
+                    weights="timm-hub" if args.pretrained else "random init", budget=budget, seed=args.seed,
+                    workers=args.workers,
+                    protocol=f"cross-photo ({n_probes} probes of {n_ids} identities)",
+                    loadavg_before=load_before, loadavg_after=common.loadavg())
+    common.print_header("Training recipes at an equal budget", info, settings)
     orig = next((r for r in rows if r["recipe"].startswith("original")), None)
-    table = []
-    if init_row is not None:
-        table.append(["untrained model (same init)", f"{init_row['top1']:.3f}", f"{init_row['top5']:.3f}",
-                      "-", "-", "-", "-", "-", "-"])
-    if pixel is not None:
-        table.append(["pixel cosine 32x32 (no learning)", f"{pixel['top1']:.3f}", f"{pixel['top5']:.3f}",
-                      "-", "-", "-", "-", "-", "-"])
+    table = [[name, f"{b['top1_all']:.3f}", f"{b['top1_mean']:.3f}", "-", "-", "-", "-", "-", "-"]
+             for name, b in baselines.items()]
     for r in rows:
-        ratio = f"{r['top1'] / orig['top1']:.2f}x" if orig and orig["top1"] > 0 else "-"
-        spread = (f"{r['final_spread']:.3f} (min {r['min_spread']:.3f})" if r["final_spread"] is not None else "-")
-        table.append([f"`{r['recipe']}`: {r['label']}", f"{r['top1']:.3f}", f"{r['top5']:.3f}", ratio,
-                      r["steps"], f"{r['img_per_s']:.1f}", f"{r['seconds']:.0f}", spread,
-                      f"{r['load_before'][0]} -> {r['load_after'][0]}" if r["load_before"] else "-"])
-    print(common.markdown_table(["recipe", "top-1", "top-5", "top-1 vs original", "steps", "img/s (train)",
-                                 "train s", "final spread", "loadavg 1 min (before -> after)"], table))
+        ratio = f"{r['top1_all'] / orig['top1_all']:.2f}x" if orig and orig["top1_all"] > 0 else "-"
+        table.append([f"`{r['recipe']}`: {r['label']}", f"{r['top1_all']:.3f}", f"{r['top1_mean']:.3f}", ratio,
+                      r["steps"], f"{r['img_per_s']:.1f}", f"{r['seconds']:.0f}",
+                      f"{r['final_spread']:.3f} (min {r['min_spread']:.3f})", r["collapse_warnings"]])
+    print(common.markdown_table(["recipe", "top-1 (all)", "top-1 (mean)", "vs original", "steps", "img/s",
+                                 "train s", "final spread", "collapse warnings"], table))
     print()
+    kinds = sorted({k for r in list(baselines.values()) + rows for k in r.get("per_distortion", {})})
+    if kinds:
+        print("Per distortion kind, cross-photo top-1 (gallery of all images):\n")
+        lines = [[name] + [f"{b['per_distortion'].get(k, float('nan')):.3f}" for k in kinds]
+                 for name, b in list(baselines.items()) + [(f"`{r['recipe']}`", r) for r in rows]]
+        print(common.markdown_table(["model"] + kinds, lines))
+        print()
     if args.json:
-        payload = dict(machine=info, settings=settings, untrained=init_row and {k: v for k, v in init_row.items()
-                                                                               if k != "es"},
-                       pixel=pixel, runs=rows)
+        payload = dict(machine=info, settings=settings, baselines=baselines, runs=rows)
         path = common.write_json(args.json + ("_quick" if args.quick else ""), payload)
         common.log_err(f"wrote {path}")
 

@@ -6,12 +6,12 @@
     python benchmarks/train_throughput.py --backbone resnet50 --image-size 224 \
         --batch-size 256 --steps 50 --warmup 10 --workers 12 --device cuda     # GPU (add --compile to try it)
 
-Both columns run the same training step, ``facelib.train.Trainer._step`` (forward, batch-hard
-mining, triplet loss, backward, grad clip, AdamW, LR schedule, per-step stats), on P x K
-batches (K = 4, P = batch/4):
+Both columns run the same public training step, ``facelib.train.Trainer.step`` (forward, batch-hard
+mining, triplet loss, backward, grad clip, AdamW, LR schedule; its statistics stay on the device,
+so a GPU never waits for the host), on P x K batches (K = 4, P = batch/4):
 
 - model-only: pre-made random tensors already on the device; measures the model + step.
-- full pipeline: real JPEGs through ``Trainer._loader`` (PKSampler batches, training
+- full pipeline: real JPEGs through ``Trainer.batches`` (PKSampler batches, training
   transforms, ``--workers`` DataLoader workers, pinned memory on CUDA), host-to-device copy
   included. Goal on a GPU: >= 85% of model-only.
 - loader-only: the same DataLoader iterated with no model: the input pipeline's ceiling.
@@ -75,39 +75,42 @@ def set_variant(trainer, amp: bool, channels_last: bool, compile_: bool) -> None
 
 
 def time_model_only(trainer, args) -> float:
-    """img/s of ``Trainer._step`` on synthetic tensors already on the device."""
+    """img/s of ``Trainer.step`` on synthetic tensors already on the device."""
     import torch
+
+    from facelib.train import Batch
 
     dev = trainer.device
     b = trainer.cfg.p * trainer.cfg.k
     g = torch.Generator().manual_seed(0)
     x = torch.randn(b, 3, args.image_size, args.image_size, generator=g).to(dev)
     y = torch.arange(trainer.cfg.p).repeat_interleave(trainer.cfg.k).to(dev)
+    batch = Batch(x, y)
     for _ in range(args.warmup):
-        trainer._step(x, y)
+        trainer.step(batch)
     sync(dev)
     t0 = time.perf_counter()
     for _ in range(args.steps):
-        trainer._step(x, y)
+        trainer.step(batch)
     sync(dev)
     return b * args.steps / (time.perf_counter() - t0)
 
 
 def time_pipeline(trainer, args, with_model: bool = True) -> float:
-    """img/s of the real loader (+ ``Trainer._step`` when ``with_model``); warm-up steps untimed."""
+    """img/s of the real loader (+ ``Trainer.step`` when ``with_model``); warm-up steps untimed."""
     dev = trainer.device
     n = 0
     t0 = None
-    for i, (x, y) in enumerate(trainer._loader(0)):
+    for i, batch in enumerate(trainer.batches(0)):
         if i == args.warmup:
             sync(dev)
             t0 = time.perf_counter()
         if with_model:
-            trainer._step(x, y)
+            trainer.step(batch)
         else:
-            x = x.to(dev, non_blocking=True)
+            batch.images.to(dev, non_blocking=True)
         if t0 is not None:
-            n += x.shape[0]
+            n += batch.images.shape[0]
         if i + 1 >= args.warmup + args.steps:
             break
     sync(dev)
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = dict(data=str(root / "train"), image_size=args.image_size,
                     batch=f"{args.batch_size} (P={max(2, args.batch_size // 4)} x K=4)",
                     steps=args.steps, warmup=args.warmup, workers=args.workers, compile=args.compile,
-                    step="Trainer._step: batch-hard + triplet loss, AdamW, grad clip 5")
+                    step="Trainer.step: batch-hard + triplet loss, AdamW, grad clip 5")
     common.print_header("Training throughput (images/s)", info, settings)
     table = [[r["backbone"], r["precision"], r["memory_format"], f"{r['model_only']:.1f}", f"{r['full']:.1f}",
               f"{r['ratio']:.0%}", "-" if r["loader_only"] is None else f"{r['loader_only']:.1f}",

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from facelib.config import GALLERY_MODES, MINERS, PROTOCOLS, SAMPLERS, EvalConfig, TrainConfig
+from facelib.config import FINETUNE_LR, GALLERY_MODES, SCRATCH_LR, LOSSES, MINERS, NECKS, PROTOCOLS, SAMPLERS, EvalConfig, TrainConfig
 
 _D = TrainConfig.__dataclass_fields__
 TRAIN_DESCRIPTION = "Train an embedder on a FACECOM-layout folder."
@@ -40,18 +40,33 @@ def add_train_args(p: argparse.ArgumentParser, data_default: str = "train") -> N
                    help="embedding size (default: %(default)s)")
     g.add_argument("--image-size", type=int, default=_default("image_size"), metavar="PX",
                    help="square input size in pixels (default: %(default)s)")
+    g.add_argument("--neck", choices=NECKS, default=None,
+                   help=f"'bn': BatchNorm1d before the L2 norm (keeps random-init training from collapsing); "
+                        f"default: {_default('neck')}")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=_default("epochs"), help="epochs (default: %(default)s)")
-    g.add_argument("--lr", type=float, default=_default("lr"), help="AdamW learning rate (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=None,
+                   help=f"peak AdamW learning rate (default: {FINETUNE_LR:g} from pretrained weights, "
+                        f"{SCRATCH_LR:g} from random initialisation)")
     g.add_argument("--weight-decay", type=float, default=_default("weight_decay"), help="(default: %(default)s)")
     g.add_argument("--batch-size", type=int, default=None, metavar="B",
                    help="triplets per step with --sampler triplets; with --sampler pk, sets K = B // P")
     g.add_argument("--steps-per-epoch", type=int, default=None, help="cap the steps of an epoch (quick runs)")
-    g.add_argument("--warmup-epochs", type=float, default=_default("warmup_epochs"),
-                   help="linear warm-up before the cosine decay (default: %(default)s)")
+    g.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="stop after S seconds of training; the learning-rate schedule is fitted to the budget")
+    g.add_argument("--warmup", type=float, default=_default("warmup"), metavar="FRACTION",
+                   help="linear warm-up over this fraction of the run, then cosine decay (default: %(default)s)")
     g.add_argument("--grad-clip", type=float, default=_default("grad_clip"), help="max gradient norm (default: %(default)s)")
     g.add_argument("--patience", type=int, default=_default("patience"),
                    help="early stop after this many epochs without validation gain (default: %(default)s)")
+    g = p.add_argument_group("loss")
+    g.add_argument("--loss", choices=LOSSES, default=_default("loss"),
+                   help="triplet (mined in P x K batches), or a margin softmax over the training identities "
+                        "(arcface, cosface; its class weights are dropped from the checkpoint) (default: %(default)s)")
+    g.add_argument("--class-margin", type=float, default=None,
+                   help="arcface/cosface margin (default: 0.5 arcface, 0.35 cosface)")
+    g.add_argument("--class-scale", type=float, default=_default("class_scale"),
+                   help="arcface/cosface logit scale (default: %(default)s)")
     g = p.add_argument_group("triplets")
     g.add_argument("--recipe", choices=("default", "original"), default="default",
                    help="'original' = the seed scripts: random triplets, 3 passes each, margin 1.0")
@@ -84,11 +99,12 @@ def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
         embedding_dim=a.embedding_dim, out=a.out, device=a.device, seed=a.seed, workers=a.workers,
         p=a.p, k=a.k, distance=a.distance, soft_margin=a.soft_margin, clean_fraction=a.clean_fraction,
         include_distortions=a.include_distortions, steps_per_epoch=a.steps_per_epoch, amp=a.amp,
-        compile=a.compile, resume=a.resume, progress=a.progress,
+        compile=a.compile, resume=a.resume, progress=a.progress, max_seconds=a.max_seconds, loss=a.loss,
+        class_margin=a.class_margin, class_scale=a.class_scale,
     )
     if a.recipe != "original":
-        kw.update(warmup_epochs=a.warmup_epochs, grad_clip=a.grad_clip, patience=a.patience)
-    for name in ("sampler", "miner", "margin"):
+        kw.update(warmup=a.warmup, grad_clip=a.grad_clip, patience=a.patience)
+    for name in ("sampler", "miner", "margin", "neck"):
         if getattr(a, name) is not None:
             kw[name] = getattr(a, name)
     if a.batch_size is not None:
@@ -169,11 +185,9 @@ def cmd_synth(a: argparse.Namespace) -> int:
     return 0
 
 
-DEMO_SYNTH = dict(identities=100, photos=5, image_size=64)  # 75 train / 25 val identities
-
-
 def cmd_demo(a: argparse.Namespace) -> int:
-    """Synthetic data -> a short training run -> evaluation, all under ``--out``."""
+    """Synthetic data -> a short training run with the smoke profile's recipe -> evaluation, under ``--out``."""
+    from facelib.config import get_profile
     from facelib.report import run_test
     from facelib.synthetic import make_dataset
     from facelib.train import train
@@ -181,14 +195,13 @@ def cmd_demo(a: argparse.Namespace) -> int:
     out = Path(a.out)
     t0 = time.perf_counter()
     data = out / "data"
-    info = make_dataset(data, seed=a.seed, **DEMO_SYNTH)
+    smoke = get_profile("smoke")
+    info = make_dataset(data, seed=a.seed, **smoke.synth)
     print(("reused" if info.get("reused") else "made") + f" synthetic data in {data}")
-    cfg = TrainConfig(
-        data=str(data / "train"), val_data=str(data / "val"), epochs=a.epochs, image_size=DEMO_SYNTH["image_size"],
-        backbone=a.backbone, pretrained=False, embedding_dim=128, p=8, k=4, lr=2e-3, warmup_epochs=0.2,
-        miner="batch_all",
-        steps_per_epoch=a.steps, out=str(out / "tb_model.pth"), workers=a.workers, seed=a.seed, patience=None,
-        device=a.device,
+    cfg = smoke.train.replace(
+        data=str(data / "train"), val_data=str(data / "val"), out=str(out / "tb_model.pth"), workers=a.workers,
+        seed=a.seed, device=a.device, backbone=a.backbone,
+        **{k: v for k, v in dict(epochs=a.epochs, steps_per_epoch=a.steps).items() if v is not None},
     )
     train(cfg)
     run_test(EvalConfig(data=str(data / "val"), train_data=str(data / "train"), checkpoint=cfg.out,
@@ -255,8 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="The main job on the embedded default data: makes the synthetic set if "
                                    "missing, trains a few epochs, evaluates.")
     p.add_argument("--out", default="facelib-demo", help="output folder (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=3, help="(default: %(default)s)")
-    p.add_argument("--steps", type=int, default=100, help="steps per epoch (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=None, help="(default: the smoke profile's)")
+    p.add_argument("--steps", type=int, default=None, help="steps per epoch (default: the smoke profile's)")
     p.add_argument("--backbone", default="resnet18", help="timm model name (default: %(default)s)")
     p.add_argument("--workers", type=int, default=2, help="(default: %(default)s)")
     p.add_argument("--device", default="auto", help="(default: %(default)s)")

@@ -1,10 +1,13 @@
-"""Triplet loss on mined index triplets, pairwise distances, and a collapse diagnostic.
+"""Triplet loss on mined index triplets, margin-softmax losses (ArcFace, CosFace), pairwise distances,
+and a collapse diagnostic.
 
 The loss takes embeddings and ``(a, p, n)`` index tensors from a miner
 (:mod:`facelib.miners`), as in pytorch-metric-learning: mining and loss stay separate.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -61,9 +64,10 @@ class TripletLoss(nn.Module):
     triplets do not dilute the gradient), 0 when none is active.
 
     ``forward(embeddings [B, D], a [T], p [T], n [T]) -> (loss, stats)``; ``stats`` holds
-    floats ``active_fraction``, ``pos_dist``, ``neg_dist`` (means over the triplets) and
-    ``n_triplets``. With no triplet the loss is a 0 still attached to the graph and all
-    stats are 0 (never NaN).
+    detached 0-d tensors ``active_fraction``, ``pos_dist``, ``neg_dist`` (means over the
+    triplets) and the int ``n_triplets`` (tensors, so a training step on a GPU never waits for
+    the host; ``float()`` them to print). With no triplet the loss is a 0 still attached to
+    the graph and all stats are 0 (never NaN).
     """
 
     def __init__(
@@ -91,7 +95,8 @@ class TripletLoss(nn.Module):
         t = a.numel()
         if t == 0:
             zero = embeddings.sum() * 0.0
-            return zero, {"active_fraction": 0.0, "pos_dist": 0.0, "neg_dist": 0.0, "n_triplets": 0}
+            z = zero.detach()
+            return zero, {"active_fraction": z, "pos_dist": z, "neg_dist": z, "n_triplets": 0}
         dist = pairwise_distances(embeddings, self.distance)
         d_ap = dist[a, p]
         d_an = dist[a, n]
@@ -104,21 +109,65 @@ class TripletLoss(nn.Module):
             loss = per.mean()
         else:
             loss = per.sum() / active.sum().clamp_min(1)
-        with torch.no_grad():
-            frac, pos, neg = torch.stack([active.float().mean(), d_ap.mean(), d_an.mean()]).tolist()
-        return loss, {"active_fraction": frac, "pos_dist": pos, "neg_dist": neg, "n_triplets": int(t)}
+        stats = {"active_fraction": active.float().mean(), "pos_dist": d_ap.detach().mean(),
+                 "neg_dist": d_an.detach().mean(), "n_triplets": int(t)}
+        return loss, stats
+
+
+MARGIN_DEFAULTS = {"arcface": 0.5, "cosface": 0.35}
+
+
+class MarginSoftmaxLoss(nn.Module):
+    """ArcFace (Deng et al. 2019, arXiv 1801.07698) or CosFace (Wang et al. 2018, arXiv 1801.09414):
+    a softmax over the training identities with L2-normalised class weights ``W`` [C, D].
+
+    With ``cos_j = <x, W_j>`` for a unit embedding ``x``, the target class logit is
+    ``s * cos(theta_y + m)`` (arcface) or ``s * (cos_y - m)`` (cosface); the others ``s * cos_j``.
+    The class weights exist for training only: the embedder is used without them.
+    ``forward(embeddings [B, D] (unit norm), labels [B] in [0, C)) -> (loss, stats)``; stats:
+    detached 0-d tensor ``accuracy`` (argmax of the unmargined logits).
+    """
+
+    def __init__(self, num_classes: int, embedding_dim: int, kind: str = "arcface", margin: float | None = None,
+                 scale: float = 30.0):
+        super().__init__()
+        if kind not in MARGIN_DEFAULTS:
+            raise ValueError(f"unknown margin softmax {kind!r}; choose one of {', '.join(MARGIN_DEFAULTS)}")
+        self.kind = kind
+        self.margin = float(MARGIN_DEFAULTS[kind] if margin is None else margin)
+        self.scale = float(scale)
+        self.weight = nn.Parameter(torch.randn(num_classes, embedding_dim) * 0.01)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, classes={self.weight.shape[0]}, margin={self.margin}, scale={self.scale}"
+
+    def forward(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        cos = F.normalize(embeddings.float(), dim=1) @ F.normalize(self.weight, dim=1).T  # [B, C]
+        target = cos.gather(1, labels[:, None])
+        if self.kind == "arcface":
+            theta = torch.acos(target.clamp(-1 + 1e-7, 1 - 1e-7))
+            # past theta + m = pi, cos(theta + m) would rise again: fall back to CosFace's form there
+            # (as insightface's reference code does), keeping the target logit monotone in theta.
+            margined = torch.where(theta + self.margin < math.pi, torch.cos(theta + self.margin),
+                                   target - self.margin * math.sin(self.margin))
+        else:
+            margined = target - self.margin
+        logits = self.scale * cos.scatter(1, labels[:, None], margined)
+        loss = F.cross_entropy(logits, labels)
+        return loss, {"accuracy": (cos.detach().argmax(1) == labels).float().mean()}
 
 
 @torch.no_grad()
-def embedding_spread(embeddings: Tensor) -> float:
+def embedding_spread(embeddings: Tensor) -> Tensor:
     """Collapse diagnostic: RMS distance of the embeddings [B, D] to their centroid.
 
     ``sqrt(sum_d var_d)`` (population variance per dimension). For L2-normalised embeddings
     it equals ``sqrt(1 - ||mean||^2)`` in [0, 1]: ~1 when spread over the sphere, ~0 when
     collapsed to one point (the failure mode of triplet training that a flat loss at
-    ``margin`` reveals). 0.0 for fewer than 2 embeddings.
+    ``margin`` reveals). A 0-d tensor on the embeddings' device (no host sync); 0 for fewer
+    than 2 embeddings.
     """
-    if embeddings.dim() != 2 or embeddings.shape[0] < 2:
-        return 0.0
     x = embeddings.detach().float()
-    return float(x.var(dim=0, unbiased=False).sum().sqrt())
+    if x.dim() != 2 or x.shape[0] < 2:
+        return x.new_zeros(())
+    return x.var(dim=0, unbiased=False).sum().sqrt()

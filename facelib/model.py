@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facelib.config import NECKS
 from facelib.errors import CheckpointError, ModelError
 from facelib.io import atomic_path
 
@@ -38,17 +39,27 @@ class ModelSpec:
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
     weights_source: str = "random"  # "timm-hub", "file:<path>", "random", or "checkpoint"
+    neck: str = "none"  # "bn": BatchNorm1d between the projection and the L2 norm (see EmbeddingNet)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 class EmbeddingNet(nn.Module):
-    """timm backbone (``num_classes=0``, pooled features) -> ``Linear(features, dim)`` -> L2 norm.
+    """timm backbone (``num_classes=0``, pooled features) -> ``Linear(features, dim)`` [-> BatchNorm1d] -> L2 norm.
+
+    ``neck="bn"`` (Luo et al. 2019, "Bag of Tricks", arXiv 1903.07071) standardises every
+    embedding dimension over the batch before the L2 norm. A randomly initialised network maps
+    all faces to nearly one direction (a large shared mean); the BatchNorm removes that mean, so
+    training starts with embeddings spread over the sphere instead of collapsed to a point, and
+    hardest-negative mining has real negatives to push away. At eval time it is a fixed affine map.
 
     ``forward``: images [B, 3, H, W] -> embeddings [B, dim] with unit L2 norm.
     """
 
-    def __init__(self, backbone: str = "resnet50", embedding_dim: int = 512, pretrained: bool = False):
+    def __init__(self, backbone: str = "resnet50", embedding_dim: int = 512, pretrained: bool = False,
+                 neck: str = "none"):
         super().__init__()
+        if neck not in NECKS:
+            raise ModelError(f"unknown neck {neck!r}; choose one of {', '.join(NECKS)}")
         import timm
 
         try:
@@ -61,11 +72,12 @@ class EmbeddingNet(nn.Module):
             raise
         self.backbone_name = backbone
         self.head = nn.Linear(self.backbone.num_features, embedding_dim)
+        self.neck = nn.BatchNorm1d(embedding_dim) if neck == "bn" else nn.Identity()
         self.embedding_dim = embedding_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.backbone(x)
-        return F.normalize(self.head(feats).float(), dim=1)
+        return F.normalize(self.neck(self.head(feats).float()), dim=1)
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -132,6 +144,7 @@ def build_model(
     pretrained: bool = False,
     weights: str | os.PathLike | None = None,
     image_size: int = 224,
+    neck: str = "none",
 ) -> tuple[EmbeddingNet, ModelSpec]:
     """Build the embedder and say where its backbone weights came from.
 
@@ -140,7 +153,7 @@ def build_model(
     Raises :class:`ModelError` at once, with the way out, when hub weights cannot be had.
     """
     if weights is not None:
-        model = EmbeddingNet(backbone, embedding_dim, pretrained=False)
+        model = EmbeddingNet(backbone, embedding_dim, pretrained=False, neck=neck)
         _load_backbone_file(model, Path(weights))
         source = f"file:{weights}"
     elif pretrained:
@@ -151,7 +164,7 @@ def build_model(
                 "start from random weights."
             )
         try:
-            model = EmbeddingNet(backbone, embedding_dim, pretrained=True)
+            model = EmbeddingNet(backbone, embedding_dim, pretrained=True, neck=neck)
         except ModelError:
             raise
         except Exception as e:  # noqa: BLE001 - hub/network errors come in many types
@@ -161,9 +174,10 @@ def build_model(
             ) from None
         source = "timm-hub"
     else:
-        model = EmbeddingNet(backbone, embedding_dim, pretrained=False)
+        model = EmbeddingNet(backbone, embedding_dim, pretrained=False, neck=neck)
         source = "random"
-    spec = ModelSpec(backbone=backbone, embedding_dim=embedding_dim, image_size=image_size, weights_source=source)
+    spec = ModelSpec(backbone=backbone, embedding_dim=embedding_dim, image_size=image_size, weights_source=source,
+                     neck=neck)
     _fill_data_config(model, spec)
     return model, spec
 
@@ -300,7 +314,7 @@ def load_checkpoint(
             spec_dict[key] = tuple(spec_dict[key])
     spec = ModelSpec(**spec_dict)
     try:
-        model = EmbeddingNet(spec.backbone, spec.embedding_dim, pretrained=False)
+        model = EmbeddingNet(spec.backbone, spec.embedding_dim, pretrained=False, neck=spec.neck)
     except ModelError as e:
         raise CheckpointError(f"{path}: {e}") from None
     state = ckpt.get("model")

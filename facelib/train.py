@@ -12,7 +12,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from facelib.model import (
 )
 
 COLLAPSE_SPREAD = 0.05  # spread below this: the embeddings have (nearly) collapsed to one point
+COLLAPSE_REMEDY = "use the BatchNorm neck (--neck bn, the default), or --miner batch_all"
 
 
 @dataclass
@@ -80,20 +81,40 @@ class _TripletImages(torch.utils.data.Dataset):
         return x, torch.as_tensor(self.images.labels[[a, p, n]])
 
 
-def _lr_lambda(warmup_steps: int, total_steps: int, floor: float = 0.01) -> Callable[[int], float]:
-    """Linear warm-up from 10% to 100%, then cosine decay to ``floor`` of the base rate."""
+class Batch(NamedTuple):
+    """One training batch: ``images`` [B, 3, S, S], ``labels`` [B], and for the original recipe
+    the given ``triplets`` (a, p, n) index tensors [T] into the batch (``None``: mine them)."""
 
-    def f(step: int) -> float:
-        if warmup_steps > 0 and step < warmup_steps:
-            return 0.1 + 0.9 * step / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    images: torch.Tensor
+    labels: torch.Tensor
+    triplets: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
-    return f
+
+def _triplet_batch(x: torch.Tensor, y: torch.Tensor) -> Batch:
+    """[T, 3, C, H, W] stacked triplets -> a Batch of 3T images (anchors, positives, negatives) with
+    the triplets (i, T + i, 2T + i)."""
+    t = x.shape[0]
+    idx = torch.arange(t)
+    return Batch(x.transpose(0, 1).reshape(3 * t, *x.shape[2:]), y.T.reshape(-1), (idx, idx + t, idx + 2 * t))
+
+
+def warmup_cosine(progress: float, warmup: float, floor: float = 0.01) -> float:
+    """Learning-rate factor at ``progress`` in [0, 1] of the run: linear warm-up from 10% to 100%
+    over the first ``warmup`` fraction, then cosine decay to ``floor``."""
+    if warmup > 0 and progress < warmup:
+        return 0.1 + 0.9 * progress / warmup
+    rest = min(1.0, (progress - warmup) / max(1e-12, 1.0 - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * rest))
+
+
+STAT_KEYS = ("loss", "active_fraction", "pos_dist", "neg_dist", "spread", "accuracy")
 
 
 class Trainer:
-    """Holds the state of one run; :func:`train` is the usual entry point."""
+    """Holds the state of one run. Public parts: :meth:`batches` (an epoch's batches),
+    :meth:`step` (one optimisation step), :meth:`fit` (the epochs, with history, checkpoints,
+    validation, early stop and the ``max_seconds`` budget); :func:`train` is the usual entry point.
+    """
 
     def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print):
         self.cfg, self.log = cfg, log
@@ -108,9 +129,10 @@ class Trainer:
             raise DataError(f"{cfg.data}: every identity has a single image, so no triplet has a positive")
         self.model, self.spec = build_model(
             cfg.backbone, cfg.embedding_dim, pretrained=cfg.pretrained, weights=cfg.weights,
-            image_size=cfg.image_size,
+            image_size=cfg.image_size, neck=cfg.neck,
         )
-        log(describe_weights(self.spec))
+        log(describe_weights(self.spec) + f"; neck {cfg.neck}; peak learning rate {cfg.base_lr:g}"
+            + ("" if cfg.lr is not None else " (the default for this start)"))
         self.amp_dtype = autocast_dtype(self.device, cfg.amp)
         precision = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[self.amp_dtype]
         log(f"device {self.device} ({torch.cuda.get_device_name(self.device) if self.device.type == 'cuda' else 'CPU'}), "
@@ -122,14 +144,22 @@ class Trainer:
         self.forward = torch.compile(self.model) if cfg.compile else self.model
         self.images = ImageDataset(self.folder.paths, self.labels, build_transform(self.spec, train=True))
 
-        from facelib.losses import TripletLoss
+        from facelib.losses import MarginSoftmaxLoss, TripletLoss
         from facelib.miners import get_miner
 
         self.miner = get_miner(cfg.miner)
-        self.criterion = TripletLoss(
-            margin=cfg.margin, distance=cfg.distance, soft=cfg.soft_margin,
-            reduction="mean" if cfg.sampler == "triplets" else "mean_active",
-        )
+        if cfg.loss == "triplet":
+            self.criterion: nn.Module = TripletLoss(
+                margin=cfg.margin, distance=cfg.distance, soft=cfg.soft_margin,
+                reduction="mean" if cfg.sampler == "triplets" else "mean_active",
+            )
+        else:
+            self.criterion = MarginSoftmaxLoss(len(self.folder.identities), cfg.embedding_dim, kind=cfg.loss,
+                                               margin=cfg.class_margin, scale=cfg.class_scale)
+            log(f"{cfg.loss} head: {len(self.folder.identities)} classes x {cfg.embedding_dim}, "
+                f"margin {self.criterion.margin}, scale {self.criterion.scale} (training only, not saved in the "
+                "checkpoint)")
+        self.criterion.to(self.device)
         self.sampler = None
         self._pk_loader: torch.utils.data.DataLoader | None = None
         if cfg.sampler == "pk":
@@ -144,8 +174,9 @@ class Trainer:
                 log(f"P x K sampler: {len(skipped)} identities with a single image give no positive and are "
                     "not drawn as batch identities")
             self.steps_per_epoch = len(self.sampler)
+            what = f"miner {cfg.miner}, margin {cfg.margin}" if cfg.loss == "triplet" else f"loss {cfg.loss}"
             log(f"P x K batches: P={cfg.p} identities x K={cfg.k} images, {self.steps_per_epoch} steps per epoch, "
-                f"miner {cfg.miner}, margin {cfg.margin}")
+                + what)
         else:
             self.triplet_batch = cfg.batch_size or 32
             n = len(self._epoch_triplets(0))
@@ -155,11 +186,15 @@ class Trainer:
             log(f"original recipe: random triplets, {self.triplet_batch} per step, 3 forward passes each, "
                 f"{self.steps_per_epoch} steps per epoch, margin {cfg.margin}")
 
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        total = cfg.epochs * self.steps_per_epoch
-        warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(warmup, total))
+        params = list(self.model.parameters()) + list(self.criterion.parameters())
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.base_lr, weight_decay=cfg.weight_decay)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.steps_done = 0
+        self.elapsed = 0.0  # training seconds so far (data loading and steps; not validation or saving)
+        if cfg.max_seconds:
+            log(f"time budget: {cfg.max_seconds:g} s of training; the learning-rate schedule runs over "
+                "whichever ends first, the budget or the epochs")
 
         self.out = Path(cfg.out)
         self.last_path = last_checkpoint_path(self.out)
@@ -183,14 +218,11 @@ class Trainer:
 
         return original_triplets(self.labels, np.random.default_rng([self.cfg.seed, epoch]))
 
-    def _loader(self, epoch: int) -> torch.utils.data.DataLoader:
+    def batches(self, epoch: int) -> Iterator[Batch]:
+        """The batches of ``epoch`` (a pure function of seed and epoch): P x K batches, or, for the
+        original recipe, stacked random triplets with their (a, p, n) indices."""
         cfg = self.cfg
-        common = dict(
-            num_workers=cfg.workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=False,
-            generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch),
-        )
+        common: dict[str, Any] = dict(num_workers=cfg.workers, pin_memory=self.device.type == "cuda")
         if cfg.workers > 0:
             common["prefetch_factor"] = 4
         if self.sampler is not None:
@@ -198,95 +230,122 @@ class Trainer:
             # sampler runs in this process, so set_epoch still decides each epoch's batches.
             self.sampler.set_epoch(epoch)
             if self._pk_loader is None:
-                common.update(persistent_workers=cfg.workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
-                self._pk_loader = torch.utils.data.DataLoader(self.images, batch_sampler=self.sampler, **common)
-            return self._pk_loader
+                self._pk_loader = torch.utils.data.DataLoader(
+                    self.images, batch_sampler=self.sampler, persistent_workers=cfg.workers > 0,
+                    generator=torch.Generator().manual_seed(cfg.seed), **common)
+            return (Batch(x, y) for x, y in self._pk_loader)
         triplets = self._epoch_triplets(epoch)[: self.steps_per_epoch * self.triplet_batch]
-        return torch.utils.data.DataLoader(
-            _TripletImages(self.images, triplets), batch_size=self.triplet_batch, shuffle=False, **common
-        )
+        loader = torch.utils.data.DataLoader(
+            _TripletImages(self.images, triplets), batch_size=self.triplet_batch, shuffle=False,
+            generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch), **common)
+        return (_triplet_batch(x, y) for x, y in loader)
 
     # ----------------------------------------------------------------------------- one step
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    def progress(self) -> float:
+        """Fraction of the run done, in [0, 1]: steps over the planned steps, or time over the budget."""
+        done = self.steps_done / max(1, self.total_steps)
+        if self.cfg.max_seconds:
+            done = max(done, self.elapsed / self.cfg.max_seconds)
+        return min(1.0, done)
+
+    def learning_rate(self) -> float:
+        """The rate for the next step: :func:`warmup_cosine` of :meth:`progress` times ``cfg.base_lr``."""
+        return self.cfg.base_lr * warmup_cosine(self.progress(), self.cfg.warmup)
+
+    def step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One optimisation step: forward, mine (unless the batch carries its triplets), loss, backward,
+        clip, AdamW at :meth:`learning_rate`. Returns detached 0-d tensors on the device (``loss``,
+        ``spread`` and the loss's own statistics); nothing is copied to the host, so a GPU never waits."""
         from facelib.losses import embedding_spread
 
-        x = x.to(self.device, non_blocking=True)
-        y = y.to(self.device, non_blocking=True)
+        x = batch.images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        y = batch.labels.to(self.device, non_blocking=True)
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.learning_rate()
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            if x.ndim == 5:  # original recipe: three forward passes, anchors / positives / negatives
-                b = x.shape[0]
-                emb = torch.cat([self.forward(x[:, j].contiguous(memory_format=self.memory_format))
-                                 for j in range(3)])
-                idx = torch.arange(b, device=self.device)
-                a, p, n = idx, idx + b, idx + 2 * b
+            if batch.triplets is not None:  # the original recipe: one forward pass per triplet member
+                emb = torch.cat([self.forward(part) for part in x.chunk(3)])
             else:
-                emb = self.forward(x.contiguous(memory_format=self.memory_format))
-                a, p, n = self.miner(emb.detach().float(), y, margin=self.cfg.margin, distance=self.cfg.distance)
-        loss, stats = self.criterion(emb.float(), a, p, n)
+                emb = self.forward(x)
+        emb = emb.float()
+        if self.cfg.loss == "triplet":
+            if batch.triplets is not None:
+                a, p, n = (t.to(self.device) for t in batch.triplets)
+            else:
+                a, p, n = self.miner(emb.detach(), y, margin=self.cfg.margin, distance=self.cfg.distance)
+            loss, stats = self.criterion(emb, a, p, n)
+        else:
+            loss, stats = self.criterion(emb, y)
         self.optimizer.zero_grad(set_to_none=True)
         if loss.requires_grad:
             self.scaler.scale(loss).backward()
             if self.cfg.grad_clip:
                 self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+                nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], self.cfg.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-        self.scheduler.step()
-        stats = {k: float(v) for k, v in stats.items()}
-        stats["loss"] = float(loss.detach())
-        stats["spread"] = float(embedding_spread(emb.detach().float()))
+        self.steps_done += 1
+        stats = {k: v for k, v in stats.items() if isinstance(v, torch.Tensor)}
+        stats["loss"] = loss.detach()
+        stats["spread"] = embedding_spread(emb.detach())
         return stats
 
     # ----------------------------------------------------------------------------- epochs
 
-    def run(
+    def out_of_time(self) -> bool:
+        return bool(self.cfg.max_seconds) and self.elapsed >= self.cfg.max_seconds
+
+    def fit(
         self,
         on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
         on_step_end: Callable[[dict[str, Any]], None] | None = None,
     ) -> TrainResult:
-        """Train the remaining epochs; the callbacks get each epoch's history entry / each step's stats."""
+        """Train the remaining epochs (or until ``cfg.max_seconds`` of training); the callbacks get each
+        epoch's history entry / each step's statistics as floats (``on_step_end`` reads them back from
+        the device every step: leave it ``None`` on a GPU when speed matters)."""
         cfg = self.cfg
         stopped_early = False
         for epoch in range(self.start_epoch, cfg.epochs):
+            if self.out_of_time():
+                break
             self.model.train()
-            t0 = time.perf_counter()
-            sums: dict[str, float] = {}
-            steps = 0
-            n_images = 0
-            loader = self._loader(epoch)
+            self.criterion.train()
+            sums: dict[str, torch.Tensor] = {}
+            steps = n_images = 0
+            batches: Iterable[Batch] = self.batches(epoch)
             if cfg.progress:
                 from tqdm.auto import tqdm
 
-                loader = tqdm(loader, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                              unit="step", leave=False, disable=None)
-            for x, y in loader:
-                stats = self._step(x, y)
-                if on_step_end is not None:
-                    on_step_end({"epoch": epoch + 1, "step": steps + 1, **stats})
-                n_images += x.shape[0] * (3 if x.ndim == 5 else 1)
-                for key in ("loss", "active_fraction", "pos_dist", "neg_dist", "spread"):
-                    if key in stats:
-                        sums[key] = sums.get(key, 0.0) + stats[key]
+                batches = tqdm(batches, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                               unit="step", leave=False, disable=None)
+            t0 = time.perf_counter()
+            elapsed0 = self.elapsed
+            for batch in batches:
+                stats = self.step(batch)
                 steps += 1
+                n_images += batch.images.shape[0]
+                for key, value in stats.items():
+                    sums[key] = sums[key] + value if key in sums else value.clone()
+                if on_step_end is not None:
+                    on_step_end({"epoch": epoch + 1, "step": steps, **{k: float(v) for k, v in stats.items()}})
+                self.elapsed = elapsed0 + time.perf_counter() - t0
+                if self.out_of_time():
+                    break
+            if cfg.progress:
+                batches.close()  # type: ignore[union-attr]
             seconds = time.perf_counter() - t0
             entry: dict[str, Any] = {"epoch": epoch + 1}
-            entry.update({k: v / max(1, steps) for k, v in sums.items()})
-            entry.update(lr=self.optimizer.param_groups[0]["lr"], seconds=seconds,
-                         images_per_sec=n_images / max(seconds, 1e-9), steps=steps)
+            entry.update({k: float(v) / max(1, steps) for k, v in sums.items() if k in STAT_KEYS})
+            entry.update(lr=self.learning_rate(), seconds=seconds, images_per_sec=n_images / max(seconds, 1e-9),
+                         steps=steps)
             if self.val_folder is not None:
                 entry.update(self._validate())
             self.history.append(entry)
-            line = (f"epoch {epoch + 1}/{cfg.epochs}  loss {entry.get('loss', float('nan')):.4f}  "
-                    f"active {entry.get('active_fraction', float('nan')):.2f}  "
-                    f"d+ {entry.get('pos_dist', float('nan')):.3f}  d- {entry.get('neg_dist', float('nan')):.3f}  "
-                    f"spread {entry.get('spread', float('nan')):.3f}  {entry['images_per_sec']:.1f} img/s")
-            if "val_top1" in entry:
-                line += f"  val top-1 {entry['val_top1']:.3f} ({entry['val_protocol']})"
-            self.log(line)
+            self.log(self._epoch_line(entry))
             if entry.get("spread", 1.0) < COLLAPSE_SPREAD:
                 msg = (f"warning: embeddings are collapsing (spread {entry['spread']:.4f} < {COLLAPSE_SPREAD}); "
-                       "try a lower learning rate or a smaller margin")
+                       f"{COLLAPSE_REMEDY}")
                 self.warnings.append(msg)
                 self.log(msg)
             improved = self._track_best(entry)
@@ -298,10 +357,25 @@ class Trainer:
                          f"(best top-1 {self.best_score:.3f} at epoch {self.best_epoch})")
                 stopped_early = True
                 break
+        if self.out_of_time():
+            self.log(f"time budget of {cfg.max_seconds:g} s spent after {self.steps_done} steps")
         self.log(f"saved model to {self.out}" + (f" (best epoch {self.best_epoch})" if self.best_epoch else "")
                  + f"; history in {self.history_path}")
         return TrainResult(self.out, self.last_path, self.history_path, self.history, list(self.folder.identities),
                            self.spec, self.best_epoch, stopped_early, self.warnings)
+
+    def _epoch_line(self, entry: dict[str, Any]) -> str:
+        nan = float("nan")
+        line = f"epoch {entry['epoch']}/{self.cfg.epochs}  loss {entry.get('loss', nan):.4f}  "
+        if self.cfg.loss == "triplet":
+            line += (f"active {entry.get('active_fraction', nan):.2f}  d+ {entry.get('pos_dist', nan):.3f}  "
+                     f"d- {entry.get('neg_dist', nan):.3f}  ")
+        else:
+            line += f"batch acc {entry.get('accuracy', nan):.2f}  "
+        line += f"spread {entry.get('spread', nan):.3f}  {entry['images_per_sec']:.1f} img/s"
+        if "val_top1" in entry:
+            line += f"  val top-1 {entry['val_top1']:.3f} ({entry['val_protocol']})"
+        return line
 
     def _validate(self) -> dict[str, Any]:
         from facelib.evaluate import detect_protocol, run_protocol
@@ -338,13 +412,15 @@ class Trainer:
             best_score=self.best_score,
             best_epoch=self.best_epoch,
             bad_epochs=self.bad_epochs,
+            steps_done=self.steps_done,
+            elapsed=self.elapsed,
         )
 
     def _save(self, epoch: int, improved: bool) -> None:
         state = self._state(epoch)
         save_checkpoint(
             self.last_path, self.model, self.spec,
-            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+            optimizer=self.optimizer.state_dict(), criterion=self.criterion.state_dict(),
             scaler=self.scaler.state_dict(), torch_rng=torch.get_rng_state(), **state,
         )
         if improved:
@@ -365,8 +441,12 @@ class Trainer:
         except RuntimeError:
             raise CheckpointError(f"{self.last_path} does not fit the model configured "
                                   f"({self.cfg.backbone}, {self.cfg.embedding_dim}-d)") from None
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.criterion.load_state_dict(ckpt.get("criterion", {}))
+        except (ValueError, RuntimeError, KeyError):
+            raise CheckpointError(f"{self.last_path} was written by another recipe (loss, neck or optimiser "
+                                  "differ); train afresh without --resume") from None
         if "scaler" in ckpt:
             self.scaler.load_state_dict(ckpt["scaler"])
         torch.set_rng_state(ckpt["torch_rng"])
@@ -374,6 +454,8 @@ class Trainer:
         self.history = list(ckpt.get("history", []))
         self.best_score, self.best_epoch = ckpt.get("best_score"), ckpt.get("best_epoch")
         self.bad_epochs = int(ckpt.get("bad_epochs", 0))
+        self.steps_done = int(ckpt.get("steps_done", self.start_epoch * self.steps_per_epoch))
+        self.elapsed = float(ckpt.get("elapsed", 0.0))
         self.log(f"resumed from {self.last_path} after epoch {self.start_epoch}")
 
 
@@ -388,4 +470,4 @@ def train(
     ``on_epoch_end(entry)`` gets each epoch's history entry, ``on_step_end(stats)`` each step's
     loss / active_fraction / pos_dist / neg_dist / spread (for live plots).
     """
-    return Trainer(cfg, log=log).run(on_epoch_end, on_step_end)
+    return Trainer(cfg, log=log).fit(on_epoch_end, on_step_end)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from facelib.cli import build_parser, main
+from facelib.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +17,7 @@ CONTRACT = {
     "train": ["--data", "--epochs", "--image-size", "--batch-size", "--lr", "--backbone", "--pretrained",
               "--no-pretrained", "--weights", "--out", "--device", "--seed", "--workers", "--miner", "--p", "--k",
               "--margin", "--embedding-dim", "--amp", "--no-amp", "--compile", "--resume", "--val-data",
-              "--patience"],
+              "--patience", "--neck", "--loss", "--class-margin", "--class-scale", "--max-seconds"],
     "test": ["--data", "--train-data", "--checkpoint", "--protocol", "--out", "--gallery"],
     "embed": ["--checkpoint", "--data", "--out"],
     "distort": ["--src", "--out", "--kinds", "--seed"],
@@ -49,6 +50,34 @@ def test_train_defaults_are_the_originals():
         "train", 20, 224, "resnet50", "tb_model.pth", True)
     a = build_parser().parse_args(["test"])
     assert (a.data, a.train_data, a.checkpoint, a.protocol, a.out) == ("val", "train", "tb_model.pth", "auto", ".")
+
+
+TINY_TRAIN = ["--image-size", "32", "--no-pretrained", "--backbone", "resnet18", "--embedding-dim", "16",
+              "--steps-per-epoch", "2", "--workers", "0", "--no-progress", "--epochs", "1", "--p", "4", "--k", "2"]
+
+
+@pytest.mark.parametrize("flags, expect", [
+    (["--loss", "triplet", "--neck", "bn"], ["neck bn", "miner batch_hard"]),
+    (["--loss", "arcface", "--neck", "none", "--class-scale", "16"], ["arcface head", "margin 0.5, scale 16.0"]),
+    (["--loss", "cosface", "--class-margin", "0.2"], ["cosface head", "margin 0.2, scale 30.0"]),
+    (["--max-seconds", "1", "--epochs", "100"], ["time budget: 1 s", "time budget of 1 s spent"]),
+])
+def test_train_flag_values_run(synth_root, tmp_path, capsys, flags, expect):
+    out = tmp_path / "m.pth"
+    assert main(["train", "--data", str(synth_root / "train"), "--out", str(out), *TINY_TRAIN, *flags]) == 0
+    text = capsys.readouterr().out
+    for phrase in expect:
+        assert phrase in text, phrase
+    assert out.is_file()
+
+
+def test_train_default_recipe_is_the_library_default():
+    from facelib.cli import train_config_from_args
+
+    cfg = train_config_from_args(build_parser().parse_args(["train"]))
+    assert cfg == TrainConfig()
+    orig = train_config_from_args(build_parser().parse_args(["train", "--recipe", "original"]))
+    assert (orig.sampler, orig.neck, orig.margin) == ("triplets", "none", 1.0)
 
 
 def _err(capsys) -> str:

@@ -44,3 +44,20 @@ def test_profiles():
     smoke, full = get_profile("smoke"), get_profile("full")
     assert smoke.train.image_size <= 64 and not smoke.train.pretrained
     assert full.train.backbone == "resnet50" and full.train.image_size == 224 and full.train.epochs == 20
+
+
+def test_learning_rate_follows_the_start():
+    from facelib.config import FINETUNE_LR, SCRATCH_LR
+
+    assert TrainConfig().base_lr == FINETUNE_LR
+    assert TrainConfig(pretrained=False).base_lr == SCRATCH_LR
+    assert TrainConfig(pretrained=False, weights="w.pth").base_lr == FINETUNE_LR
+    assert TrainConfig(pretrained=False, lr=0.01).base_lr == 0.01
+    assert SCRATCH_LR > FINETUNE_LR
+
+
+@pytest.mark.parametrize("bad", [dict(loss="softmax"), dict(neck="ln"), dict(loss="arcface", sampler="triplets"),
+                                 dict(class_margin=-0.1), dict(class_scale=0), dict(max_seconds=0)])
+def test_bad_new_settings_raise_clear_error(bad):
+    with pytest.raises(ConfigError):
+        TrainConfig(**bad)

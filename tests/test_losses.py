@@ -139,3 +139,58 @@ def test_pairwise_distances_under_autocast_and_half_input():
     d16 = pairwise_distances(x.bfloat16())
     assert d16.dtype == torch.float32
     torch.testing.assert_close(d16, ref, atol=2e-2, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["arcface", "cosface"])
+def test_margin_softmax_known_answer(kind: str):
+    from facelib.losses import MarginSoftmaxLoss
+
+    crit = MarginSoftmaxLoss(3, 2, kind=kind, scale=10.0)
+    with torch.no_grad():
+        crit.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
+    x = F.normalize(torch.tensor([[1.0, 1.0]]), dim=1)  # 45 degrees from classes 0 and 1, 135 from class 2
+    loss, stats = crit(x, torch.tensor([0]))
+    c = math.cos(math.pi / 4)
+    target = math.cos(math.pi / 4 + 0.5) if kind == "arcface" else c - 0.35
+    logits = torch.tensor([[10 * target, 10 * c, -10 * c]])
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, torch.tensor([0])).item(), rel=1e-5)
+    assert crit.margin == (0.5 if kind == "arcface" else 0.35)
+    assert stats["accuracy"].item() in (0.0, 1.0)  # a tie between classes 0 and 1
+
+
+def test_arcface_margin_past_pi_stays_monotone():
+    from facelib.losses import MarginSoftmaxLoss
+
+    crit = MarginSoftmaxLoss(2, 3, kind="arcface", margin=0.5, scale=1.0)
+    with torch.no_grad():
+        crit.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))  # class 1 orthogonal to the plane
+    angles = torch.linspace(2.7, 3.1, 7)  # theta + m > pi for all of these
+    x = torch.stack([torch.cos(angles), torch.sin(angles), torch.zeros(7)], dim=1)
+    losses = [crit(x[i:i + 1], torch.tensor([0]))[0].item() for i in range(7)]
+    assert all(a < b for a, b in zip(losses, losses[1:]))  # the farther from its class, the larger the loss
+
+
+def test_margin_softmax_learns_separable_points():
+    from facelib.losses import MarginSoftmaxLoss
+
+    torch.manual_seed(0)
+    crit = MarginSoftmaxLoss(4, 8, kind="arcface", scale=16.0)
+    centers = F.normalize(torch.randn(4, 8), dim=1)
+    y = torch.arange(4).repeat(16)
+    x = F.normalize(centers[y] + 0.1 * torch.randn(64, 8), dim=1)
+    opt = torch.optim.SGD(crit.parameters(), lr=0.5)
+    first = None
+    for _ in range(60):
+        loss, stats = crit(x, y)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first and stats["accuracy"].item() == 1.0
+
+
+def test_margin_softmax_rejects_unknown_kind():
+    from facelib.losses import MarginSoftmaxLoss
+
+    with pytest.raises(ValueError, match="arcface"):
+        MarginSoftmaxLoss(3, 2, kind="sphereface")

@@ -19,10 +19,24 @@ def test_val_counts_match_source_md(real_data):
     assert set(val.distortions) == {"", "blurred", "foggy", "lowlight", "noisy", "rainy", "resized", "sunny"}
 
 
+def test_train_counts_match_source_md(real_data):
+    """SOURCE.md: the complete official train split, 553 identities of them with a single clean photo."""
+    train = scan_folder(real_data / "train", verify=False)
+    r = train.report
+    assert (r.n_identities, r.n_clean, r.n_distorted) == (877, 1926, 13482)
+    clean = train.select(lambda s: s.is_clean)
+    photos = np.bincount(clean.labels, minlength=len(clean.identities))
+    lines = (real_data / "single_photo_identities.txt").read_text().splitlines()
+    listed = [line.split()[0] for line in lines if line.strip() and not line.startswith("#")]
+    singles = {clean.identities[i] for i in np.flatnonzero(photos == 1)}
+    assert set(listed) <= singles and len(listed) == 553
+    assert len(singles) == 553 + 89  # plus the single-photo `_frontal` identities
+
+
 def test_train_and_val_are_disjoint(real_data):
     train = scan_folder(real_data / "train", include_distortions=False, verify=False)
     val = scan_folder(real_data / "val", include_distortions=False, verify=False)
-    assert len(train.identities) == 324
+    assert len(train.identities) == 877
     name, reason = detect_protocol(train.identities, val.identities)
     assert name == "cross-photo" and "disjoint" in reason
 

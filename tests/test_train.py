@@ -28,7 +28,7 @@ def tiny(root: Path, out: Path, **kw) -> TrainConfig:
 def test_loss_goes_down_on_synthetic_faces(synth_root: Path, tmp_path: Path):
     torch.manual_seed(0)
     t = Trainer(tiny(synth_root / "train", tmp_path / "m.pth", lr=3e-3, p=8, k=4, epochs=1, steps_per_epoch=25,
-                     warmup_epochs=0, miner="batch_all"), **QUIET)
+                     warmup=0.0, miner="batch_all"), **QUIET)
     # a fixed evaluation batch: 8 identities x 4 images, no augmentation
     from facelib.model import build_transform
 
@@ -46,7 +46,7 @@ def test_loss_goes_down_on_synthetic_faces(synth_root: Path, tmp_path: Path):
             return float(crit(e, *batch_all(e, y))[0])
 
     before = fixed_loss()
-    t.run()
+    t.fit()
     after = fixed_loss()
     assert after < 0.8 * before, (before, after)
     assert len(t.history) == 1 and t.history[0]["steps"] == 25
@@ -59,7 +59,7 @@ def test_history_and_checkpoints_written(tiny_checkpoint: Path):
         assert np.isfinite(hist[0][key]), key
     assert 0 <= hist[0]["active_fraction"] <= 1
     last = torch.load(last_checkpoint_path(tiny_checkpoint), weights_only=True)
-    assert {"optimizer", "scheduler", "torch_rng", "epoch"} <= set(last)
+    assert {"optimizer", "criterion", "torch_rng", "epoch", "steps_done", "elapsed"} <= set(last)
     best = torch.load(tiny_checkpoint, weights_only=True)
     assert best["epoch"] == 1 and len(best["identities"]) == 12 and "optimizer" not in best
 
@@ -139,3 +139,101 @@ def test_singletons_are_reported_and_training_goes_on(tmp_path: Path):
     text = "\n".join(log)
     assert "single image" in text and "solo" in text
     assert np.isfinite(r.history[0]["loss"])
+
+
+def test_warmup_cosine_known_values():
+    assert train_mod.warmup_cosine(0.0, 0.1) == pytest.approx(0.1)
+    assert train_mod.warmup_cosine(0.05, 0.1) == pytest.approx(0.55)
+    assert train_mod.warmup_cosine(0.1, 0.1) == pytest.approx(1.0)
+    assert train_mod.warmup_cosine(0.55, 0.1) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert train_mod.warmup_cosine(1.0, 0.1) == pytest.approx(0.01)
+    assert train_mod.warmup_cosine(0.0, 0.0) == pytest.approx(1.0)
+    after = [train_mod.warmup_cosine(p, 0.2) for p in np.linspace(0.2, 1.0, 20)]
+    assert all(a >= b for a, b in zip(after, after[1:]))
+
+
+def test_time_budget_stops_and_fits_the_schedule(synth_root: Path, tmp_path: Path):
+    t = Trainer(tiny(synth_root / "train", tmp_path / "m.pth", epochs=50, steps_per_epoch=500, max_seconds=3.0,
+                     warmup=0.2), **QUIET)
+    r = t.fit()
+    steps = sum(h["steps"] for h in r.history)
+    assert 1 <= steps < 50 * 500 and len(r.history) == 1
+    assert t.elapsed >= 3.0 and t.progress() == 1.0
+    assert t.learning_rate() == pytest.approx(t.cfg.base_lr * 0.01)  # the cosine ended with the budget
+    assert r.history[0]["lr"] == pytest.approx(t.cfg.base_lr * 0.01)
+
+
+def test_original_recipe_batches_carry_their_triplets(synth_root: Path, tmp_path: Path):
+    cfg = TrainConfig.original(**{k: v for k, v in vars(tiny(synth_root / "train", tmp_path / "o.pth")).items()
+                                  if k not in ("margin", "sampler", "miner", "neck", "loss")}).replace(batch_size=5)
+    t = Trainer(cfg, **QUIET)
+    batch = next(iter(t.batches(0)))
+    a, p, n = batch.triplets
+    assert batch.images.shape[0] == 15 and batch.labels.shape == (15,)
+    assert torch.equal(a, torch.arange(5)) and torch.equal(p, a + 5) and torch.equal(n, a + 10)
+    assert (batch.labels[a] == batch.labels[p]).all() and (batch.labels[a] != batch.labels[n]).all()
+    stats = t.step(batch)
+    assert torch.isfinite(stats["loss"]) and stats["loss"].dim() == 0
+
+
+def test_step_stats_stay_on_the_device(synth_root: Path, tmp_path: Path):
+    t = Trainer(tiny(synth_root / "train", tmp_path / "m.pth"), **QUIET)
+    stats = t.step(next(iter(t.batches(0))))
+    assert set(stats) >= {"loss", "active_fraction", "pos_dist", "neg_dist", "spread"}
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad for v in stats.values())
+    assert t.steps_done == 1
+
+
+@pytest.mark.parametrize("neck", ["bn", "none"])
+def test_neck_is_saved_and_reloaded(synth_root: Path, tmp_path: Path, neck: str):
+    from facelib.model import load_checkpoint
+
+    r = train(tiny(synth_root / "train", tmp_path / "m.pth", neck=neck), **QUIET)
+    model, spec, _ = load_checkpoint(r.checkpoint)
+    assert spec.neck == neck
+    assert isinstance(model.neck, torch.nn.BatchNorm1d) == (neck == "bn")
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        e = model(x)
+    assert torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_bn_neck_spreads_a_random_network(synth_root: Path):
+    """The reason for the neck: a random network maps faces into a narrow cone; BatchNorm re-centres it."""
+    from facelib.data import load_image
+    from facelib.losses import embedding_spread
+    from facelib.model import build_model, build_transform
+
+    paths = sorted((synth_root / "train").glob("*/*.jpg"))[:32]
+    spread = {}
+    for neck in ("none", "bn"):
+        torch.manual_seed(0)
+        model, spec = build_model("resnet18", 16, image_size=32, neck=neck)
+        x = torch.stack([build_transform(spec)(load_image(p)) for p in paths])
+        with torch.no_grad():
+            spread[neck] = float(embedding_spread(model.train()(x)))
+    assert spread["bn"] > 0.95 and spread["bn"] > spread["none"] + 0.1, spread
+
+
+@pytest.mark.parametrize("loss", ["arcface", "cosface"])
+def test_margin_softmax_trains_and_drops_its_head(synth_root: Path, tmp_path: Path, loss: str):
+    from facelib.model import load_checkpoint
+
+    log: list[str] = []
+    r = train(tiny(synth_root / "train", tmp_path / "m.pth", loss=loss, steps_per_epoch=6, lr=3e-3, epochs=2),
+              log=log.append)
+    assert any(f"{loss} head: 12 classes" in line for line in log)
+    assert np.isfinite(r.history[-1]["loss"]) and 0 <= r.history[-1]["accuracy"] <= 1
+    assert r.history[-1]["loss"] < r.history[0]["loss"]
+    best = torch.load(r.checkpoint, weights_only=True)
+    assert not any(k.startswith("criterion") or k == "weight" for k in best["model"])  # the embedder alone
+    assert torch.load(r.last_checkpoint, weights_only=True)["criterion"]["weight"].shape == (12, 16)
+    load_checkpoint(r.checkpoint)  # the same embedder as a triplet-trained one
+
+
+def test_resume_refuses_another_recipe(synth_root: Path, tmp_path: Path):
+    from facelib.errors import CheckpointError
+
+    train(tiny(synth_root / "train", tmp_path / "m.pth", loss="arcface"), **QUIET)
+    with pytest.raises(CheckpointError, match="another recipe"):
+        train(tiny(synth_root / "train", tmp_path / "m.pth", epochs=2, resume=True), **QUIET)
