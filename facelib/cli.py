@@ -78,6 +78,9 @@ def add_train_args(p: argparse.ArgumentParser, data_default: str = "train") -> N
     g.add_argument("--distance", choices=("euclidean", "cosine"), default=_default("distance"),
                    help="distance on normalised embeddings (default: %(default)s)")
     g.add_argument("--soft-margin", action="store_true", help="softplus instead of hinge")
+    g.add_argument("--min-photos", type=int, default=_default("min_photos"),
+                   help="draw as batch identities only those with at least this many distinct photos "
+                        "(default: %(default)s)")
     g.add_argument("--clean-fraction", type=float, default=_default("clean_fraction"),
                    help="share of clean images among each identity's K (default: %(default)s)")
     g = p.add_argument_group("run")
@@ -97,7 +100,7 @@ def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
         data=a.data, val_data=a.val_data, epochs=a.epochs, image_size=a.image_size, lr=a.lr,
         weight_decay=a.weight_decay, backbone=a.backbone, pretrained=a.pretrained, weights=a.weights,
         embedding_dim=a.embedding_dim, out=a.out, device=a.device, seed=a.seed, workers=a.workers,
-        p=a.p, k=a.k, distance=a.distance, soft_margin=a.soft_margin, clean_fraction=a.clean_fraction,
+        p=a.p, k=a.k, distance=a.distance, min_photos=a.min_photos, soft_margin=a.soft_margin, clean_fraction=a.clean_fraction,
         include_distortions=a.include_distortions, steps_per_epoch=a.steps_per_epoch, amp=a.amp,
         compile=a.compile, resume=a.resume, progress=a.progress, max_seconds=a.max_seconds, loss=a.loss,
         class_margin=a.class_margin, class_scale=a.class_scale,

@@ -62,6 +62,7 @@ class TrainConfig:
     class_margin: float | None = None  # arcface/cosface additive margin (None: 0.5 arcface, 0.35 cosface)
     class_scale: float = 30.0  # arcface/cosface logit scale
     clean_fraction: float = 0.5
+    min_photos: int = 1  # batch identities need this many distinct source photos (2: cross-photo positives)
     include_distortions: bool = True
     steps_per_epoch: int | None = None
     max_seconds: float | None = None  # stop after this much training time; the LR schedule fits the budget
@@ -96,6 +97,7 @@ class TrainConfig:
             (self.margin >= 0, "margin must be >= 0"),
             (self.distance in ("euclidean", "cosine"), "distance must be euclidean or cosine"),
             (0.0 <= self.clean_fraction <= 1.0, "clean fraction must be within [0, 1]"),
+            (self.min_photos >= 1, "min photos must be >= 1"),
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device: auto|cpu|cuda"),
             (self.batch_size is None or self.batch_size >= 1, "batch size must be >= 1"),
             (self.embedding_dim >= 2, "embedding dim must be >= 2"),

@@ -61,6 +61,9 @@ class PKSampler(torch.utils.data.Sampler[list[int]]):
         photos: (N,) source-photo id per index (a clean image and its distorted copies share it).
         distortions: (N,) distortion kind per index, ``""`` for clean.
         clean_fraction: target fraction of the K images that are clean, in [0, 1].
+        min_photos: identities with fewer distinct source photos (``photos``) are not drawn as batch
+            identities; listed in :attr:`few_photo_identities`. With 2, every positive pair can be two
+            different photos of a person, not only a photo and its own distorted copy.
         batches_per_epoch: batches per epoch; default as above.
         seed: base seed.
     """
@@ -74,6 +77,7 @@ class PKSampler(torch.utils.data.Sampler[list[int]]):
         photos: Sequence[str] | None = None,
         distortions: Sequence[str] | None = None,
         clean_fraction: float = 0.5,
+        min_photos: int = 1,
         batches_per_epoch: int | None = None,
         seed: int = 0,
     ):
@@ -92,10 +96,20 @@ class PKSampler(torch.utils.data.Sampler[list[int]]):
         uniq, inverse, counts = np.unique(labels_arr, return_inverse=True, return_counts=True)
         self.skipped_identities: list[int] = uniq[counts == 1].tolist()
         usable = np.flatnonzero(counts >= 2)
+        self.few_photo_identities: list[int] = []
+        if min_photos > 1:
+            if photos is None:
+                raise ValueError("min_photos > 1 needs the photos of each image")
+            photo_code = np.unique(np.asarray(photos).astype(str), return_inverse=True)[1].reshape(-1)
+            pairs = np.unique(inverse.reshape(-1) * (photo_code.max() + 1) + photo_code)
+            n_photos = np.bincount(pairs // (photo_code.max() + 1), minlength=uniq.size)
+            few = usable[n_photos[usable] < min_photos]
+            self.few_photo_identities = uniq[few].tolist()
+            usable = usable[n_photos[usable] >= min_photos]
         if usable.size < 2:
             raise ValueError(
-                f"need at least 2 identities with >= 2 images for triplets, found {usable.size} "
-                f"({len(self.skipped_identities)} single-image identities skipped)"
+                f"need at least 2 identities with >= 2 images (and >= {min_photos} photos) for triplets, found "
+                f"{usable.size} ({len(self.skipped_identities)} single-image identities skipped)"
             )
         if usable.size < p:
             warnings.warn(

@@ -167,12 +167,17 @@ class Trainer:
 
             self.sampler = PKSampler(
                 self.labels, cfg.p, cfg.k, photos=self.folder.photos, distortions=self.folder.distortions,
-                clean_fraction=cfg.clean_fraction, batches_per_epoch=cfg.steps_per_epoch, seed=cfg.seed,
+                clean_fraction=cfg.clean_fraction, min_photos=cfg.min_photos, batches_per_epoch=cfg.steps_per_epoch,
+                seed=cfg.seed,
             )
             skipped = getattr(self.sampler, "skipped_identities", [])
             if skipped:
                 log(f"P x K sampler: {len(skipped)} identities with a single image give no positive and are "
                     "not drawn as batch identities")
+            few = self.sampler.few_photo_identities
+            if few:
+                log(f"P x K sampler: {len(few)} identities with fewer than {cfg.min_photos} photos are not drawn as "
+                    f"batch identities (--min-photos {cfg.min_photos})")
             self.steps_per_epoch = len(self.sampler)
             what = f"miner {cfg.miner}, margin {cfg.margin}" if cfg.loss == "triplet" else f"loss {cfg.loss}"
             log(f"P x K batches: P={cfg.p} identities x K={cfg.k} images, {self.steps_per_epoch} steps per epoch, "

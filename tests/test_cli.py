@@ -71,6 +71,19 @@ def test_train_flag_values_run(synth_root, tmp_path, capsys, flags, expect):
     assert out.is_file()
 
 
+@pytest.mark.parametrize("min_photos", ["1", "2"])
+def test_min_photos_flag(tmp_path, capsys, min_photos):
+    from tests.conftest import make_folder, write_image
+
+    root = make_folder(tmp_path / "d", identities=4, photos=3)
+    write_image(root / "solo" / "solo_0001.jpg", seed=1)
+    write_image(root / "solo" / "distortion" / "solo_0001_blurred.jpg", seed=2)
+    assert main(["train", "--data", str(root), "--out", str(tmp_path / "m.pth"), *TINY_TRAIN,
+                 "--min-photos", min_photos]) == 0
+    said = "1 identities with fewer than 2 photos are not drawn" in capsys.readouterr().out
+    assert said == (min_photos == "2")
+
+
 def test_train_default_recipe_is_the_library_default():
     from facelib.cli import train_config_from_args
 

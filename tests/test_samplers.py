@@ -187,3 +187,26 @@ def test_original_triplets_degenerate():
     assert original_triplets([], rng).shape == (0, 3)
     assert original_triplets([0, 1, 2], rng).shape == (0, 3)
     assert original_triplets([4, 4, 4], rng).shape == (0, 3)
+
+
+def test_min_photos_keeps_single_photo_identities_out_of_the_batches():
+    # identities 0-3: three photos x (clean + 2 distorted); identities 4-7: one photo x (clean + 2 distorted)
+    labels, photos, kinds = [], [], []
+    for i in range(8):
+        for ph in range(3 if i < 4 else 1):
+            for kind in ("", "blurred", "foggy"):
+                labels.append(i)
+                photos.append(f"p{i}_{ph}")
+                kinds.append(kind)
+    labels_arr = np.array(labels)
+    s = PKSampler(labels, 2, 4, photos=photos, distortions=kinds, min_photos=2, seed=0)
+    assert sorted(s.few_photo_identities) == [4, 5, 6, 7] and s.skipped_identities == []
+    drawn = {int(labels_arr[j]) for batch in s for j in batch}
+    assert drawn <= {0, 1, 2, 3}
+    assert len(s) == math.ceil(4 * 9 / 8)  # an epoch counts the usable images only
+    every = PKSampler(labels, 2, 4, photos=photos, distortions=kinds, seed=0, batches_per_epoch=200)
+    assert every.few_photo_identities == [] and {int(labels_arr[j]) for b in every for j in b} == set(range(8))
+    with pytest.raises(ValueError, match="photos"):
+        PKSampler(labels, 2, 4, min_photos=2)
+    with pytest.raises(ValueError, match=">= 5 photos"):
+        PKSampler(labels, 2, 4, photos=photos, distortions=kinds, min_photos=5)
