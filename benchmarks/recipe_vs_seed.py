@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 DEFAULT_RECIPES = ["original", "default"]
+STRING_FIELDS = ("neck", "miner", "loss", "sampler", "distance")  # where "none" is a value, not None
 
 
 def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
@@ -53,7 +54,7 @@ def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
                 break
             except ValueError:
                 pass
-        if val in ("true", "false", "none"):
+        if val in ("true", "false", "none") and key.strip() not in STRING_FIELDS:
             v = {"true": True, "false": False, "none": None}[val]
         over[key.strip()] = v
     return base, over
