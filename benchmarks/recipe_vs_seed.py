@@ -74,12 +74,12 @@ def recipe_label(cfg) -> str:
 def score(model, spec, folder, device, workers: int) -> dict[str, Any]:
     """Cross-photo top-1/top-5 (gallery = identity mean) of ``model`` on ``folder``."""
     from facelib.embed import embed_folder
-    from facelib.evaluate import cross_photo_protocol
+    from facelib.protocols import cross_photo_protocol
 
     es = embed_folder(model, spec, folder, batch_size=128, workers=workers, device=device, amp=True)
     r = cross_photo_protocol(es, gallery="mean")
-    return {"top1": float(r["top1"]), "top5": float(r["top5"]), "n_probes": int(r["n_probes"]),
-            "n_probe_identities": int(r["n_probe_identities"]), "n_gallery": int(r["n_gallery"]), "es": es}
+    return {"top1": float(r.top1), "top5": float(r.top5), "n_probes": int(r.n_probes),
+            "n_probe_identities": int(r.n_probe_identities), "n_gallery": int(r.n_gallery), "es": es}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -152,10 +152,10 @@ def main(argv: list[str] | None = None) -> None:
         del run
     pixel = None
     if not args.no_baselines:
-        from facelib.evaluate import pixel_baseline
+        from facelib.baselines import pixel_baseline
 
         r = pixel_baseline("cross-photo", ref_es, gallery="mean")
-        pixel = {"top1": float(r["top1"]), "top5": float(r["top5"])}
+        pixel = {"top1": float(r.top1), "top5": float(r.top5)}
     load_after = common.loadavg()
 
     n_probes, n_ids = s["n_probes"], s["n_probe_identities"]

@@ -7,7 +7,8 @@ import pytest
 
 from facelib.baselines import pixel_embeddings
 from facelib.data import scan_folder
-from facelib.evaluate import EmbeddingSet, cross_photo_protocol, detect_protocol, gallery_protocol
+from facelib.embeddings import EmbeddingSet
+from facelib.protocols import cross_photo_protocol, detect_protocol, gallery_protocol
 
 pytestmark = pytest.mark.realdata
 
@@ -40,6 +41,6 @@ def test_pixel_baseline_known_answers(real_data):
     )
     g = gallery_protocol(s, gallery="all")
     c = cross_photo_protocol(s, gallery="all")
-    assert g["top1"] == pytest.approx(0.981, abs=0.005)
-    assert g["per_distortion"]["sunny"] == pytest.approx(0.865, abs=0.01)
-    assert c["top1"] == pytest.approx(0.134, abs=0.005) and c["n_probes"] == 1888
+    assert g.top1 == pytest.approx(0.981, abs=0.005)
+    assert g.per_distortion["sunny"] == pytest.approx(0.865, abs=0.01)
+    assert c.top1 == pytest.approx(0.134, abs=0.005) and c.n_probes == 1888
