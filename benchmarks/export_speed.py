@@ -1,7 +1,7 @@
 """Inference speed on CPU: torch eager vs the exported ONNX graph in onnxruntime.
 
     python benchmarks/export_speed.py                        # resnet18 + resnet50, 64 and 224 px, batch 32
-    python benchmarks/export_speed.py --backbones resnet18 --sizes 64 --reps 2
+    python benchmarks/export_speed.py --quick                # resnet18 at 64 px, 1 run: checks the script
 
 Random-init embedders (512-d), exported with ``facelib.export.export_onnx`` (normalisation inside the
 graph), fed the same random [0, 1] batch. Times are the median of ``--reps`` runs after one warm-up,
@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--quick", action="store_true", help="resnet18 at 64 px, batch 8, 1 run")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.backbones, args.sizes, args.batch, args.reps = ["resnet18"], [64], 8, 1
 
     import onnxruntime as ort
     import torch

@@ -8,8 +8,10 @@ Inputs are L2-normalised, so cosine = dot product. Two exact backends:
            a query can lose at most ``m`` rows to its own group (``m`` = the largest gallery
            group), so the top ``k + m`` rows always hold the ``k`` best allowed ones.
 
-``backend="auto"`` takes FAISS when it is installed and the gallery has at least
-:data:`FAISS_MIN_GALLERY` rows (measured in ``benchmarks/RESULTS.md``), else torch.
+``backend="auto"`` takes FAISS only when it is installed, nothing is masked and the gallery has at
+least :data:`FAISS_MIN_GALLERY` rows; else torch. On the 2-core development CPU the two measured on par
+(``benchmarks/RESULTS.md`` section 7): exact flat search is a matrix product either way, so FAISS is an
+option here, not a speed-up.
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ def faiss_available() -> bool:
     return _faiss() is not None
 
 
-def resolve_backend(backend: str, n_gallery: int) -> str:
-    """``"torch"`` or ``"faiss"`` for a gallery of ``n_gallery`` rows (see the module docstring)."""
+def resolve_backend(backend: str, n_gallery: int, masked: bool = False) -> str:
+    """``"torch"`` or ``"faiss"`` for a search over ``n_gallery`` rows (see the module docstring)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
-        return "faiss" if n_gallery >= FAISS_MIN_GALLERY and faiss_available() else "torch"
+        return "faiss" if n_gallery >= FAISS_MIN_GALLERY and not masked and faiss_available() else "torch"
     if backend == "faiss" and not faiss_available():
         raise ImportError("backend='faiss' but faiss is not installed (pip install faiss-cpu)")
     return backend
@@ -135,7 +137,7 @@ def topk(
     k = int(min(k, n_g))
     if k <= 0 or n_q == 0:
         return np.zeros((n_q, max(k, 0)), np.float32), np.zeros((n_q, max(k, 0)), np.int64)
-    if resolve_backend(backend, n_g) == "faiss":
+    if resolve_backend(backend, n_g, masked=groups is not None) == "faiss":
         s, i = _faiss_topk(q, g, k, groups)
     else:
         s, i = _torch_topk(q, g, k, groups, max(1, int(chunk)))

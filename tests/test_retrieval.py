@@ -115,6 +115,7 @@ def test_faiss_and_torch_agree(masked):
 def test_resolve_backend(monkeypatch):
     assert resolve_backend("torch", 10**9) == "torch"
     assert resolve_backend("auto", retrieval.FAISS_MIN_GALLERY - 1) == "torch"
+    assert resolve_backend("auto", retrieval.FAISS_MIN_GALLERY, masked=True) == "torch"
     monkeypatch.setattr(retrieval, "_faiss", lambda: None)
     assert resolve_backend("auto", retrieval.FAISS_MIN_GALLERY) == "torch"
     with pytest.raises(ImportError, match="faiss-cpu"):
@@ -132,4 +133,5 @@ def test_auto_takes_faiss_for_large_galleries(monkeypatch):
     monkeypatch.setattr(retrieval, "FAISS_MIN_GALLERY", 100)
     topk(_unit(5, 4, 13), _unit(100, 4, 14), k=3)
     topk(_unit(5, 4, 13), _unit(99, 4, 14), k=3)
-    assert calls == [1]
+    topk(_unit(5, 4, 13), _unit(100, 4, 14), k=3, query_groups=np.zeros(5), gallery_groups=np.arange(100))
+    assert calls == [1]  # large and unmasked only
