@@ -163,7 +163,7 @@ def test_run_protocol_auto_and_json():
     train = random_set(n_ids=5, seed=3)
     train = EmbeddingSet(train.embeddings, np.char.add("t", train.identities), train.photos, train.distortions, train.paths)
     r = run_protocol("auto", s, train)
-    assert r.protocol == "cross-photo" and "disjoint" in r.protocol_reason
+    assert isinstance(r, Identification) and r.protocol == "cross-photo" and "disjoint" in r.protocol_reason
     j = r.to_dict()
     assert j["protocol_reason"] == r.protocol_reason and j["top1"] == r.top1
     json.dumps(j)
