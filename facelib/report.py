@@ -3,7 +3,9 @@
 Writes ``metrics.json`` (every figure, and ``threshold``: the cosine score at the target FAR on the
 verification pairs, which ``facelib enroll`` reads), ``classification_report.txt`` and
 ``confusion_matrix.png`` (over the identities that have probes), ``roc.png`` and
-``per_distortion.png`` into the output folder.
+``per_distortion.png`` into the output folder. A probe matched to a gallery-only identity (a distractor)
+counts against its true identity's recall; because such predictions fall outside the report's rows,
+sklearn prints a "micro avg" row (= top-1 over the probes) where it would print "accuracy".
 
 With ``--protocol verification`` the headline figures of ``metrics.json`` are the verification ones
 (``roc_auc``, ``eer``, ``tar_at_far_*``); the identification protocols are still scored and listed,
@@ -25,8 +27,6 @@ from facelib.io import atomic_path, write_json
 from facelib.model import load_checkpoint
 from facelib.protocols import Identification, Result, Verification
 from facelib.recognize import model_fingerprint
-
-IDENTIFICATION = ("closed", "gallery", "cross-photo")
 
 
 @dataclass
