@@ -23,7 +23,7 @@ def test_val_counts_match_source_md(real_data):
 def test_train_and_val_are_disjoint(real_data):
     train = scan_folder(real_data / "train", include_distortions=False, verify=False)
     val = scan_folder(real_data / "val", include_distortions=False, verify=False)
-    assert len(train.identities) == 324
+    assert len(train.identities) == 877  # SOURCE.md: 877 train, 250 val identities
     name, reason = detect_protocol(train.identities, val.identities)
     assert name == "cross-photo" and "disjoint" in reason
 
