@@ -21,6 +21,7 @@ from facelib.protocols import (
     run_protocol,
     verification_protocol,
 )
+from facelib.retrieval import faiss_available
 
 
 def make_set(rows) -> EmbeddingSet:
@@ -237,3 +238,13 @@ def test_pixel_baseline_uses_embedder():
     lookup = dict(zip(s.paths.tolist(), s.embeddings))
     r = pixel_baseline("gallery", s, embed=lambda paths: np.stack([lookup[p] for p in paths]))
     assert r.top1 == gallery_protocol(s).top1 and r.embedding == "custom"
+
+
+@pytest.mark.skipif(not faiss_available(), reason="faiss not installed (pip install faiss-cpu)")
+@pytest.mark.parametrize("mode", GALLERY_MODES)
+def test_protocols_agree_across_search_backends(mode):
+    s = random_set(n_ids=25, seed=11)
+    for fn in (cross_photo_protocol, gallery_protocol, open_set_protocol):
+        t, f = fn(s, mode, backend="torch"), fn(s, mode, backend="faiss")
+        assert np.array_equal(t.y_pred, f.y_pred)
+        np.testing.assert_allclose(t.best_score, f.best_score, atol=1e-5)
