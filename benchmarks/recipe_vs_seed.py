@@ -84,14 +84,14 @@ def recipe_label(cfg) -> str:
 def score(model, spec, folder, device, workers: int) -> dict[str, Any]:
     """Cross-photo top-1 (gallery of all images and of identity means) and per-distortion top-1."""
     from facelib.embed import embed_folder
-    from facelib.evaluate import cross_photo_protocol
+    from facelib.protocols import cross_photo_protocol
 
     es = embed_folder(model, spec, folder, batch_size=128, workers=workers, device=device, amp=True)
     r_all = cross_photo_protocol(es, gallery="all")
     r_mean = cross_photo_protocol(es, gallery="mean")
-    return {"top1_all": float(r_all["top1"]), "top1_mean": float(r_mean["top1"]),
-            "top5_all": float(r_all["top5"]), "per_distortion": r_all.get("per_distortion", {}),
-            "n_probes": int(r_all["n_probes"]), "n_probe_identities": int(r_all["n_probe_identities"]), "es": es}
+    return {"top1_all": float(r_all.top1), "top1_mean": float(r_mean.top1), "top5_all": float(r_all.top5),
+            "per_distortion": r_all.per_distortion, "n_probes": int(r_all.n_probes),
+            "n_probe_identities": int(r_all.n_probe_identities), "es": es}
 
 
 def budget_kwargs(args) -> dict[str, Any]:
@@ -177,11 +177,11 @@ def main(argv: list[str] | None = None) -> None:
         ref_es = s["es"]
     baselines: dict[str, dict[str, Any]] = {}
     if not args.no_baselines:
-        from facelib.evaluate import pixel_baseline
+        from facelib.baselines import pixel_baseline
 
         pa, pm = (pixel_baseline("cross-photo", ref_es, gallery=g) for g in ("all", "mean"))
         baselines["pixel cosine 32x32 gray (no learning)"] = dict(
-            top1_all=float(pa["top1"]), top1_mean=float(pm["top1"]), per_distortion=pa.get("per_distortion", {}))
+            top1_all=float(pa.top1), top1_mean=float(pm.top1), per_distortion=pa.per_distortion)
         from facelib.train import seed_everything
 
         seed_everything(args.seed)

@@ -5,14 +5,19 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
 from facelib.data import load_image
 
-__all__ = ["pixel_embeddings"]
+if TYPE_CHECKING:
+    from facelib.embeddings import EmbeddingSet
+    from facelib.protocols import Result
+
+__all__ = ["pixel_embeddings", "pixel_baseline"]
 
 
 def _pixels(path: Path, size: int, grayscale: bool) -> np.ndarray:
@@ -43,3 +48,44 @@ def pixel_embeddings(
     np.divide(x, norm, out=x, where=norm > 1e-6)
     x[(norm <= 1e-6)[:, 0]] = 0.0
     return x
+
+
+_PIXEL_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def _cached_pixels(paths: Sequence[str], size: int) -> np.ndarray:
+    """Several protocols on one folder decode it once (the last 4 folders are kept)."""
+    key = (size, hash(tuple(paths)), len(paths))
+    if key not in _PIXEL_CACHE:
+        while len(_PIXEL_CACHE) >= 4:
+            _PIXEL_CACHE.pop(next(iter(_PIXEL_CACHE)))
+        _PIXEL_CACHE[key] = pixel_embeddings(list(paths), size=size)
+    return _PIXEL_CACHE[key]
+
+
+def pixel_baseline(
+    name: str,
+    probes: "EmbeddingSet",
+    train: "EmbeddingSet | None" = None,
+    gallery: str = "mean",
+    size: int = 32,
+    embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+    **kw: Any,
+) -> "Result":
+    """The protocol ``name`` (see :func:`facelib.protocols.run_protocol`) on pixel embeddings.
+
+    ``embed`` (paths -> [N, D]) replaces the pixel embedder, e.g. in tests. The result's
+    ``embedding`` says which (``"pixel32"`` or ``"custom"``).
+    """
+    from facelib.metrics import l2_normalize
+    from facelib.protocols import run_protocol
+
+    label = "custom" if embed is not None else f"pixel{size}"
+    fn = embed if embed is not None else (lambda paths: _cached_pixels(paths, size))
+
+    def pix(s: "EmbeddingSet") -> "EmbeddingSet":
+        return replace(s, embeddings=l2_normalize(fn(s.paths.tolist())))
+
+    out = run_protocol(name, pix(probes), pix(train) if train is not None else None, gallery=gallery, **kw)
+    out.embedding = label
+    return out

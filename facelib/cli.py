@@ -1,4 +1,5 @@
-"""The ``facelib`` console script: ``train``, ``test``, ``embed``, ``distort``, ``synth``, ``demo``.
+"""The ``facelib`` console script: ``train``, ``test``, ``embed``, ``enroll``, ``identify``, ``export``,
+``distort``, ``synth``, ``demo``.
 
 Errors caused by input (missing folders, bad checkpoints, unavailable weights) are
 printed as one ``error:`` line with exit status 2, never as a traceback.
@@ -144,6 +145,9 @@ def add_test_args(p: argparse.ArgumentParser, data_default: str = "val") -> None
                    help="skip the pixel-cosine baseline")
     p.add_argument("--seed", type=int, default=0, help="seed for sampled verification pairs (default: %(default)s)")
     p.add_argument("--quiet-report", action="store_true", help="do not print the per-class classification report")
+    p.add_argument("--target-far", type=float, default=EvalConfig.target_far, metavar="FAR",
+                   help="choose the decision threshold (metrics.json 'threshold', read by `enroll`) at this "
+                        "false accept rate on the verification pairs (default: %(default)g)")
 
 
 def cmd_test(a: argparse.Namespace) -> int:
@@ -151,7 +155,7 @@ def cmd_test(a: argparse.Namespace) -> int:
 
     cfg = EvalConfig(data=a.data, train_data=a.train_data, checkpoint=a.checkpoint, protocol=a.protocol,
                      gallery=a.gallery, out=a.out, batch_size=a.batch_size, workers=a.workers, device=a.device,
-                     baseline=a.baseline, seed=a.seed)
+                     baseline=a.baseline, seed=a.seed, target_far=a.target_far)
     run_test(cfg, print_report=not a.quiet_report)
     return 0
 
@@ -167,6 +171,82 @@ def cmd_embed(a: argparse.Namespace) -> int:
     es.paths = np.array([s.rel for s in folder.samples])  # relative to --data, as the npz contract says
     es.to_npz(a.out)
     print(f"wrote {len(es.embeddings)} x {es.embeddings.shape[1]} embeddings to {a.out}")
+    return 0
+
+
+def _load_model(checkpoint: str, device: str):
+    from facelib.embed import resolve_device
+    from facelib.model import load_checkpoint
+    from facelib.recognize import model_fingerprint
+
+    dev = resolve_device(device)
+    model, spec, _ = load_checkpoint(checkpoint, dev)
+    return model, spec, model_fingerprint(model.state_dict(), spec), dev
+
+
+def cmd_enroll(a: argparse.Namespace) -> int:
+    from facelib.data import scan_folder
+    from facelib.embed import embed_images
+    from facelib.errors import ConfigError
+    from facelib.recognize import build_gallery, threshold_from_metrics
+
+    if a.threshold is not None and a.metrics is not None:
+        raise ConfigError("give --threshold or --metrics, not both")
+    model, spec, fp, dev = _load_model(a.checkpoint, a.device)
+    threshold, source = (a.threshold, "--threshold") if a.threshold is not None else (None, "")
+    if a.metrics is not None:
+        threshold, source = threshold_from_metrics(a.metrics, fp)
+    folder = scan_folder(a.data, include_distortions=False)
+    print(folder.report.summary())
+    emb = embed_images(model, folder.paths, spec, batch_size=a.batch_size, workers=a.workers, device=dev)
+    g = build_gallery(emb, [s.identity for s in folder.samples], fp, spec.image_size, mode=a.mode,
+                      threshold=threshold, threshold_source=source)
+    g.save(a.out)
+    t = f"threshold {threshold:.4f} ({source})" if threshold is not None else \
+        "no threshold (identify names the best match for every photo unless given --threshold)"
+    print(f"wrote {a.out}: {len(g)} identities from {int(g.counts.sum())} clean photos ({a.mode}), "
+          f"model {fp}, {t}")
+    return 0
+
+
+def cmd_identify(a: argparse.Namespace) -> int:
+    import json
+
+    from facelib.embed import embed_images
+    from facelib.errors import ConfigError, DataError
+    from facelib.recognize import Gallery, identify, image_paths
+
+    if a.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {a.top_k}")
+    gallery = Gallery.load(a.gallery)
+    model, spec, fp, dev = _load_model(a.checkpoint, a.device)
+    gallery.check_model(fp, f"checkpoint {a.checkpoint}")
+    paths, skipped = image_paths(a.paths)
+    for path, why in skipped:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+    if not paths:
+        raise DataError(f"no readable image among {len(skipped)} file(s)" if skipped else "no image files found")
+    emb = embed_images(model, paths, spec, batch_size=a.batch_size, workers=a.workers, device=dev)
+    t = a.threshold if a.threshold is not None else gallery.threshold
+    for m in identify(gallery, emb, [str(p) for p in paths], top_k=a.top_k, threshold=t):
+        if a.json:
+            print(json.dumps(m.to_dict()))
+        else:
+            who = m.identity if m.identity is not None else f"unknown (best {m.top[0][0]} < threshold {t:.3f})"
+            extra = "  top: " + ", ".join(f"{n} {s:.3f}" for n, s in m.top) if a.top_k > 1 else ""
+            print(f"{m.path}\t{who}\t{m.score:.3f}{extra}")
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable file(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from facelib.export import export_onnx
+
+    model, spec, fp, _ = _load_model(a.checkpoint, "cpu")
+    export_onnx(model, spec, a.out)
+    print(f"wrote {a.out}: input 'images' float32 [N, 3, {spec.image_size}, {spec.image_size}] RGB in [0, 1]; "
+          f"output 'embeddings' [N, {spec.embedding_dim}] L2-normalised; model {fp}")
     return 0
 
 
@@ -244,6 +324,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="(default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
     p.set_defaults(func=cmd_embed)
+
+    from facelib.recognize import ENROLL_MODES
+
+    p = sub.add_parser("enroll", help="enrol the identities of a folder into a gallery file",
+                       description="Embed the clean photos of a FACECOM-layout folder (<identity>/*.jpg) into a "
+                                   "gallery .npz: one row per identity, with the model's fingerprint and the "
+                                   "decision threshold.")
+    p.add_argument("--checkpoint", default="tb_model.pth", help="model checkpoint (default: %(default)s)")
+    p.add_argument("--data", required=True, help="folder with one sub-folder of photos per identity")
+    p.add_argument("--out", required=True, help="gallery file to write (.npz)")
+    p.add_argument("--threshold", type=float, default=None, help="cosine score below which a photo is unknown")
+    p.add_argument("--metrics", default=None, metavar="JSON",
+                   help="take the threshold from a metrics.json written by `facelib test`")
+    p.add_argument("--mode", choices=ENROLL_MODES, default="mean",
+                   help="mean = one row per identity (mean of its clean photos); all = one row per photo, an "
+                        "identity scores its best photo (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2, help="(default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("identify", help="name the people in photos against an enrolled gallery",
+                       description="For each image (folders are searched recursively): the best gallery identity "
+                                   "and its cosine score, or 'unknown' below the threshold.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument("--checkpoint", default="tb_model.pth", help="model checkpoint (default: %(default)s)")
+    p.add_argument("--gallery", required=True, help="gallery file written by `facelib enroll`")
+    p.add_argument("--threshold", type=float, default=None, help="override the gallery's threshold")
+    p.add_argument("--top-k", type=int, default=1, help="identities listed per photo (default: %(default)s)")
+    p.add_argument("--json", action="store_true",
+                   help='one JSON object per line: {"path", "identity" (null if unknown), "score", "top"}')
+    p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2, help="(default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
+    p.set_defaults(func=cmd_identify)
+
+    from facelib.export import EXPORT_FORMATS
+
+    p = sub.add_parser("export", help="export the embedder to ONNX",
+                       description="Write the embedder as ONNX: input float32 [N, 3, S, S] RGB in [0, 1] resized "
+                                   "to S x S, normalisation inside, output L2-normalised embeddings.")
+    p.add_argument("--checkpoint", default="tb_model.pth", help="model checkpoint (default: %(default)s)")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="(default: %(default)s)")
+    p.add_argument("--out", required=True, help="output file (.onnx)")
+    p.set_defaults(func=cmd_export)
 
     from facelib.data import DISTORTION_KINDS
 

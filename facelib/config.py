@@ -149,8 +149,11 @@ class EvalConfig:
     device: str = "auto"
     baseline: bool = True
     seed: int = 0
+    target_far: float = 1e-2  # the decision threshold written to metrics.json is chosen at this FAR
 
     def __post_init__(self) -> None:
+        if not 0 < self.target_far < 1:
+            raise ConfigError(f"target_far must be in (0, 1), got {self.target_far}")
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.gallery not in GALLERY_MODES:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from facelib.data import FaceFolder, ImageDataset, scan_folder
+from facelib.embeddings import EmbeddingSet
 from facelib.model import EmbeddingNet, ModelSpec, build_transform, load_checkpoint
-
-if TYPE_CHECKING:
-    from facelib.evaluate import EmbeddingSet
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -83,10 +81,8 @@ def embed_images(
 
 def embed_folder(
     model: EmbeddingNet, spec: ModelSpec, folder: FaceFolder, **kwargs
-) -> "EmbeddingSet":
-    """Embed every sample of a scanned folder into an :class:`~facelib.evaluate.EmbeddingSet` (absolute paths)."""
-    from facelib.evaluate import EmbeddingSet
-
+) -> EmbeddingSet:
+    """Embed every sample of a scanned folder into an :class:`~facelib.embeddings.EmbeddingSet` (absolute paths)."""
     return EmbeddingSet.from_samples(embed_images(model, folder.paths, spec, **kwargs), folder.samples)
 
 
@@ -99,7 +95,7 @@ def embed_checkpoint(
     workers: int = 2,
     progress: bool = True,
     include_distortions: bool = True,
-) -> tuple["EmbeddingSet", FaceFolder, ModelSpec]:
+) -> tuple[EmbeddingSet, FaceFolder, ModelSpec]:
     """Load a checkpoint and embed a FACECOM-layout folder (clean and distorted images)."""
     dev = resolve_device(device)
     model, spec, _ = load_checkpoint(checkpoint, dev)

@@ -1,4 +1,4 @@
-"""Pure metric functions: chunked cosine top-k, identification and verification figures.
+"""Pure metric functions: identification and verification figures (search lives in :mod:`facelib.retrieval`).
 
 Inputs are numpy arrays (torch tensors and lists are accepted through ``np.asarray``);
 outputs are plain dicts of Python floats/ints so they go straight into JSON.
@@ -9,12 +9,11 @@ Rate keys are spelled with :func:`rate_key`: ``tar_at_far_1e-2``, ``dir_at_fpir_
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 __all__ = [
-    "cosine_topk",
     "identification_metrics",
     "topk_accuracy",
     "verification_metrics",
@@ -45,99 +44,6 @@ def l2_normalize(x, eps: float = 1e-12) -> np.ndarray:
     x = np.asarray(_np(x), dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.maximum(norms, eps)
-
-
-# --------------------------------------------------------------------------- retrieval
-
-
-def _faiss():
-    try:
-        import faiss  # type: ignore
-
-        return faiss
-    except ImportError:
-        return None
-
-
-def cosine_topk(
-    queries,
-    gallery,
-    k: int = 5,
-    chunk: int = 4096,
-    query_groups=None,
-    gallery_groups=None,
-    exclude: Callable[[slice, np.ndarray], None] | None = None,
-    use_faiss: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` gallery rows by cosine similarity for every query.
-
-    Inputs are assumed L2-normalised, so cosine = dot product. Memory stays bounded:
-    one ``[chunk, G]`` float32 score block at a time (4096 x 100k = 1.6 GB), never [Q, G].
-
-    Args:
-        queries: [Q, D]. gallery: [G, D].
-        k: results per query; clamped to G.
-        chunk: queries per matrix product.
-        query_groups, gallery_groups: optional integer arrays [Q], [G]; a query never
-            matches a gallery row of the same group (e.g. its own source photo).
-        exclude: optional hook ``exclude(query_slice, scores)`` called on each
-            ``[chunk, G]`` float32 block; it may set forbidden entries to ``-inf`` in place.
-        use_faiss: ``None`` = use FAISS (``IndexFlatIP``) when installed and no masking is
-            asked for; ``True`` = require it; ``False`` = never.
-    Returns:
-        scores [Q, k] float32, descending; indices [Q, k] int64. Where fewer than ``k``
-        rows are allowed, the missing slots hold score ``-inf`` and index ``-1``.
-    """
-    q = np.ascontiguousarray(_np(queries), dtype=np.float32)
-    g = np.ascontiguousarray(_np(gallery), dtype=np.float32)
-    if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
-        raise ValueError(f"need queries [Q, D] and gallery [G, D]; got {q.shape} and {g.shape}")
-    if (query_groups is None) != (gallery_groups is None):
-        raise ValueError("pass both query_groups and gallery_groups, or neither")
-    n_q, n_g = q.shape[0], g.shape[0]
-    k = int(min(k, n_g))
-    if k <= 0 or n_q == 0:
-        return np.zeros((n_q, max(k, 0)), np.float32), np.zeros((n_q, max(k, 0)), np.int64)
-    masking = query_groups is not None or exclude is not None
-    if use_faiss is None:
-        use_faiss = not masking and _faiss() is not None
-    if use_faiss:
-        faiss = _faiss()
-        if faiss is None:
-            raise ImportError("use_faiss=True but faiss is not installed (pip install faiss-cpu)")
-        if masking:
-            raise ValueError("FAISS search cannot apply group masks / exclude hooks; use use_faiss=False")
-        index = faiss.IndexFlatIP(g.shape[1])
-        index.add(g)
-        scores, idx = index.search(q, k)
-        return scores.astype(np.float32), idx.astype(np.int64)
-
-    import torch
-
-    if query_groups is not None:
-        qg_all = np.asarray(_np(query_groups)).astype(np.int64, copy=False)
-        gg = torch.from_numpy(np.asarray(_np(gallery_groups)).astype(np.int64, copy=False))
-        if qg_all.shape != (n_q,) or gg.shape != (n_g,):
-            raise ValueError("query_groups must be [Q] and gallery_groups [G]")
-    out_s = np.empty((n_q, k), np.float32)
-    out_i = np.empty((n_q, k), np.int64)
-    gt = torch.from_numpy(g)
-    chunk = max(1, int(chunk))
-    with torch.inference_mode():
-        for start in range(0, n_q, chunk):
-            sl = slice(start, min(start + chunk, n_q))
-            s = torch.from_numpy(q[sl]) @ gt.T  # [c, G]
-            if query_groups is not None:
-                qg = torch.from_numpy(qg_all[sl])
-                s.masked_fill_(qg[:, None] == gg[None, :], float("-inf"))
-            if exclude is not None:
-                exclude(sl, s.numpy())  # shares memory with s
-            top_s, top_i = torch.topk(s, k, dim=1, largest=True, sorted=True)
-            out_s[sl] = top_s.numpy()
-            out_i[sl] = top_i.numpy()
-    if masking:
-        out_i[np.isneginf(out_s)] = -1
-    return out_s, out_i
 
 
 # --------------------------------------------------------------------------- identification

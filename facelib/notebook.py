@@ -331,7 +331,7 @@ def image_properties(folder: FaceFolder, max_images: int = 3000, seed: int = 0) 
 
 def identity_overlap(train: FaceFolder, val: FaceFolder) -> str:
     """One paragraph: how many identities the splits share, and which protocol that implies."""
-    from facelib.evaluate import detect_protocol
+    from facelib.protocols import detect_protocol
 
     shared = sorted(set(train.identities) & set(val.identities))
     protocol, reason = detect_protocol(train.identities, val.identities)
@@ -808,13 +808,15 @@ def ensure_checkpoint(s: NotebookSetup, log: Callable[[str], None] = print) -> P
 
 def protocol_table(report) -> Table:
     """Model vs pixel baseline per identification protocol of a :class:`~facelib.report.TestReport`."""
+    from facelib.protocols import Identification
+
     rows = []
     for name, r in report.results.items():
-        if "top1" not in r:  # verification, open-set: not identification top-k
+        if not isinstance(r, Identification):  # verification, open-set: not identification top-k
             continue
-        b = report.baselines.get(name, {})
-        rows.append([name + (" (primary)" if name == report.metrics["protocol"] else ""), r["top1"], r["top5"],
-                     r["macro_f1"], b.get("top1", float("nan")), r["n_probes"], r["n_gallery"]])
+        b = report.baselines.get(name)
+        rows.append([name + (" (primary)" if name == report.metrics["protocol"] else ""), r.top1, r.top5,
+                     r.macro_f1, b.top1 if b is not None else float("nan"), r.n_probes, r.n_gallery])
     return Table(rows, ["protocol", "top-1", "top-5", "macro-F1", "pixel top-1", "probes", "gallery"])
 
 
@@ -842,7 +844,7 @@ def classification_report_text(report, max_identities: int = 12) -> str:
 
 def pixel_verification(report, seed: int = 0) -> dict:
     """The verification protocol on pixel embeddings of the same probes (same pairs, same seed)."""
-    from facelib.evaluate import pixel_baseline
+    from facelib.baselines import pixel_baseline
 
     return pixel_baseline("verification", report.probes, seed=seed)
 

@@ -1,7 +1,15 @@
 """The ``test`` job: embed, run the protocols, compare with the pixel baseline, write the report.
 
-Writes ``metrics.json`` (every figure), ``classification_report.txt``,
-``confusion_matrix.png``, ``roc.png`` and ``per_distortion.png`` into the output folder.
+Writes ``metrics.json`` (every figure, and ``threshold``: the cosine score at the target FAR on the
+verification pairs, which ``facelib enroll`` reads), ``classification_report.txt`` and
+``confusion_matrix.png`` (over the identities that have probes), ``roc.png`` and
+``per_distortion.png`` into the output folder. A probe matched to a gallery-only identity (a distractor)
+counts against its true identity's recall; because such predictions fall outside the report's rows,
+sklearn prints a "micro avg" row (= top-1 over the probes) where it would print "accuracy".
+
+With ``--protocol verification`` the headline figures of ``metrics.json`` are the verification ones
+(``roc_auc``, ``eer``, ``tar_at_far_*``); the identification protocols are still scored and listed,
+and the classification report and confusion matrix come from the first of them (``report_protocol``).
 """
 
 from __future__ import annotations
@@ -13,11 +21,12 @@ from typing import Any, Callable
 from facelib.config import EvalConfig
 from facelib.data import FaceFolder, scan_folder
 from facelib.embed import embed_folder, resolve_device
+from facelib.embeddings import EmbeddingSet
 from facelib.errors import DataError
 from facelib.io import atomic_path, write_json
 from facelib.model import load_checkpoint
-
-IDENTIFICATION = ("closed", "gallery", "cross-photo")
+from facelib.protocols import Identification, Result, Verification
+from facelib.recognize import model_fingerprint
 
 
 @dataclass
@@ -25,19 +34,19 @@ class TestReport:
     """What ``run_test`` computed: the JSON metrics, raw results (with arrays) and files written."""
 
     metrics: dict[str, Any]
-    results: dict[str, dict[str, Any]]
-    baselines: dict[str, dict[str, Any]]
-    probes: Any  # EmbeddingSet of the probe folder
+    results: dict[str, Result]
+    baselines: dict[str, Result]
+    probes: EmbeddingSet
     files: dict[str, Path] = field(default_factory=dict)
 
     @property
-    def primary(self) -> dict[str, Any]:
+    def primary(self) -> Result:
         return self.results[self.metrics["protocol"]]
 
 
 def choose_protocols(cfg: EvalConfig, train: FaceFolder | None, val: FaceFolder) -> tuple[str, list[str], str]:
     """The primary protocol, every identification protocol to report, and why."""
-    from facelib.evaluate import detect_protocol
+    from facelib.protocols import detect_protocol
 
     if cfg.protocol == "auto":
         primary, reason = detect_protocol(train.identities if train is not None else None, val.identities)
@@ -48,8 +57,17 @@ def choose_protocols(cfg: EvalConfig, train: FaceFolder | None, val: FaceFolder)
     has_distortions = val.report.n_distorted > 0
     others = [p for p in ("cross-photo", "gallery") if p != primary and (p != "gallery" or has_distortions)]
     if primary == "verification":
-        return primary, [p for p in others if p != "verification"], reason
+        return primary, others, reason
     return primary, [primary] + others, reason
+
+
+def decision_threshold(v: Verification, target_far: float) -> dict[str, Any]:
+    """The cosine threshold at ``target_far`` on verification pairs, with the rates it gives there."""
+    t = v.threshold_at_far[target_far]
+    accept = v.scores >= t
+    return {"value": float(t), "target_far": float(target_far), "far": float(accept[~v.same].mean()),
+            "tar": float(accept[v.same].mean()), "source": f"verification pairs ({v.n_genuine} genuine / "
+            f"{v.n_impostor} impostor), seed {v.seed}"}
 
 
 def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], None] = print) -> TestReport:
@@ -57,7 +75,8 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
     from sklearn.metrics import classification_report
 
     from facelib import plots
-    from facelib.evaluate import format_result, pixel_baseline, run_protocol, to_jsonable
+    from facelib.baselines import pixel_baseline
+    from facelib.protocols import run_protocol
 
     device = resolve_device(cfg.device)
     model, spec, ckpt = load_checkpoint(cfg.checkpoint, device)
@@ -77,8 +96,8 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
     probes = embed_folder(model, spec, val, **kw)
     train_set = embed_folder(model, spec, train, **kw) if primary == "closed" else None
 
-    results: dict[str, dict[str, Any]] = {}
-    baselines: dict[str, dict[str, Any]] = {}
+    results: dict[str, Result] = {}
+    baselines: dict[str, Result] = {}
     for name in list(identification):
         ts = train_set if name == "closed" else None
         try:
@@ -89,75 +108,89 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
             continue
         if cfg.baseline:
             baselines[name] = pixel_baseline(name, probes, ts, gallery=cfg.gallery)
-    if not identification:
-        raise DataError(f"{cfg.data}: no identification protocol can be scored on this folder (see above)")
-    for name in ("verification", "open-set"):
+    fars = tuple(dict.fromkeys((1e-1, 1e-2, 1e-3, float(cfg.target_far))))
+    for name, extra in (("verification", dict(seed=cfg.seed, fars=fars)), ("open-set", dict(seed=cfg.seed))):
         try:
-            results[name] = run_protocol(name, probes, gallery=cfg.gallery, seed=cfg.seed)
+            results[name] = run_protocol(name, probes, gallery=cfg.gallery, **extra)
         except ValueError as e:  # e.g. a single identity: no impostor pairs, no held-out identities
             log(f"{name} skipped: {e}")
+    if primary == "verification" and "verification" not in results:
+        raise DataError(f"{cfg.data}: verification cannot be scored on this folder (see above)")
+    if primary == "verification" and cfg.baseline:
+        baselines["verification"] = pixel_baseline("verification", probes, seed=cfg.seed, fars=fars)
+    if not identification:
+        raise DataError(f"{cfg.data}: no identification protocol can be scored on this folder (see above)")
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    main = results[primary] if primary in results else results[identification[0]]
-    main_name = main["protocol"]
+    main_name = primary if primary in results else identification[0]
     if main_name != primary:
         log(f"primary protocol: {main_name} ({primary} could not be scored)")
-    arrays = main["_arrays"]
+    ident: Identification = results[main_name] if main_name in identification else results[identification[0]]
 
     log("")
     log(f"{'protocol':<13} {'top-1':>6} {'top-5':>6} {'macro-F1':>8} {'probes':>7}  pixel-baseline top-1")
     for name in identification:
         r = results[name]
-        b = baselines.get(name, {}).get("top1")
-        log(f"{name:<13} {r['top1']:>6.3f} {r['top5']:>6.3f} {r['macro_f1']:>8.3f} {r['n_probes']:>7}  "
-            + (f"{b:.3f}" if b is not None else "-") + ("   <- primary" if name == main_name else ""))
+        b = baselines.get(name)
+        log(f"{name:<13} {r.top1:>6.3f} {r.top5:>6.3f} {r.macro_f1:>8.3f} {r.n_probes:>7}  "
+            + (f"{b.top1:.3f}" if b is not None else "-") + ("   <- primary" if name == main_name else ""))
     for name in ("verification", "open-set"):
         if name in results:
-            log(format_result(results[name]))
-    if main.get("per_distortion"):
-        base_pd = baselines.get(main_name, {}).get("per_distortion", {})
-        log(f"per-distortion top-1 ({main_name}): " + "  ".join(
+            log(results[name].summary() + ("   <- primary" if name == main_name else ""))
+    if "verification" in baselines:
+        log("pixel baseline " + baselines["verification"].summary())
+    if ident.per_distortion:
+        b = baselines.get(ident.protocol)
+        base_pd = b.per_distortion if b is not None else {}
+        log(f"per-distortion top-1 ({ident.protocol}): " + "  ".join(
             f"{k} {v:.2f}" + (f" (pixel {base_pd[k]:.2f})" if k in base_pd else "")
-            for k, v in main["per_distortion"].items()))
+            for k, v in ident.per_distortion.items()))
     for name in identification:
-        log(f"  {name}: {results[name]['description']}")
+        log(f"  {name}: {results[name].description}")
+    threshold = decision_threshold(results["verification"], cfg.target_far) if "verification" in results else None
+    if threshold is not None:
+        log(f"decision threshold {threshold['value']:.4f}: FAR {threshold['far']:.4f} (target "
+            f"{cfg.target_far:g}), TAR {threshold['tar']:.3f} on the verification pairs")
 
-    text = classification_report(arrays["y_true"], arrays["y_pred"], zero_division=0)
+    labels = ident.probe_identities  # the identities that have probes, not every gallery entry
+    text = classification_report(ident.y_true, ident.y_pred, labels=labels, zero_division=0)
     with atomic_path(out / "classification_report.txt") as tmp:
         tmp.write_text(text)
     if print_report:
-        log(f"\nclassification report ({main_name}):\n{text}")
+        log(f"\nclassification report ({ident.protocol}, {len(labels)} identities with probes):\n{text}")
 
     files = {"classification_report": out / "classification_report.txt"}
-    labels = sorted(set(arrays["y_true"]) | set(arrays["y_pred"]) - {""})
-    plots.confusion_matrix_figure(arrays["y_true"], arrays["y_pred"], labels=labels, out=out / "confusion_matrix.png")
+    plots.confusion_matrix_figure(ident.y_true, ident.y_pred, labels=labels, out=out / "confusion_matrix.png")
     files["confusion_matrix"] = out / "confusion_matrix.png"
-    if main.get("per_distortion"):
-        plots.per_distortion_figure(main["per_distortion"], out=out / "per_distortion.png")
+    if ident.per_distortion:
+        plots.per_distortion_figure(ident.per_distortion, out=out / "per_distortion.png")
         files["per_distortion"] = out / "per_distortion.png"
     if "verification" in results:
-        v = results["verification"]["_arrays"]
-        plots.roc_figure(v["scores"], v["same"], out=out / "roc.png")
+        v = results["verification"]
+        plots.roc_figure(v.scores, v.same, out=out / "roc.png")
         files["roc"] = out / "roc.png"
 
+    headline = results[main_name].to_dict()
+    if main_name == "verification":
+        top = {k: v for k, v in headline.items() if k not in ("protocol", "description", "embedding")}
+    else:
+        top = {k: headline[k] for k in ("top1", "top5", "macro_f1", "n_probes", "n_gallery", "per_distortion")}
+    base = baselines.get(main_name)
     metrics: dict[str, Any] = {
         "protocol": main_name,
         "requested_protocol": cfg.protocol,
         "protocol_reason": reason,
         "gallery": cfg.gallery,
-        "top1": main["top1"],
-        "top5": main["top5"],
-        "macro_f1": main["macro_f1"],
-        "n_probes": main["n_probes"],
-        "n_gallery": main["n_gallery"],
-        "per_distortion": main.get("per_distortion", {}),
-        "pixel_baseline": to_jsonable(baselines.get(main_name, {})),
-        "protocols": {k: to_jsonable(v) for k, v in results.items()},
-        "pixel_baselines": {k: to_jsonable(v) for k, v in baselines.items()},
+        **top,
+        "report_protocol": ident.protocol,
+        "threshold": threshold,
+        "pixel_baseline": base.to_dict() if base is not None else {},
+        "protocols": {k: v.to_dict() for k, v in results.items()},
+        "pixel_baselines": {k: v.to_dict() for k, v in baselines.items()},
         "checkpoint": str(cfg.checkpoint),
         "model": {"backbone": spec.backbone, "embedding_dim": spec.embedding_dim, "image_size": spec.image_size,
-                  "trained_epochs": ckpt.get("epoch")},
+                  "trained_epochs": ckpt.get("epoch"), "fingerprint": model_fingerprint(model.state_dict(), spec)},
         "data": val.report.to_dict(),
         "train_data": train.report.to_dict() if train is not None else None,
     }
@@ -165,4 +198,3 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
     files["metrics"] = out / "metrics.json"
     log(f"\nwrote {', '.join(str(p) for p in files.values())}")
     return TestReport(metrics, results, baselines, probes, files)
-

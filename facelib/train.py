@@ -383,7 +383,7 @@ class Trainer:
         return line
 
     def _validate(self) -> dict[str, Any]:
-        from facelib.evaluate import detect_protocol, run_protocol
+        from facelib.protocols import detect_protocol, run_protocol
 
         protocol, _ = detect_protocol(self.folder.identities, self.val_folder.identities)
         probes = embed_folder(self.model, self.spec, self.val_folder, batch_size=64, workers=self.cfg.workers,
@@ -394,7 +394,7 @@ class Trainer:
             train_set = embed_folder(self.model, self.spec, clean, batch_size=64, workers=self.cfg.workers,
                                      device=self.device, amp=self.cfg.amp)
         result = run_protocol(protocol, probes, train=train_set)
-        return {"val_top1": float(result["top1"]), "val_macro_f1": float(result.get("macro_f1", float("nan"))),
+        return {"val_top1": float(result.top1), "val_macro_f1": float(result.macro_f1),
                 "val_protocol": protocol}
 
     def _track_best(self, entry: dict[str, Any]) -> bool:

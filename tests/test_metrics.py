@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from facelib.metrics import (
-    cosine_topk,
     dir_at_fpir,
     identification_metrics,
     l2_normalize,
@@ -20,54 +18,6 @@ from facelib.metrics import (
 
 def _unit(n: int, d: int, seed: int) -> np.ndarray:
     return l2_normalize(np.random.default_rng(seed).normal(size=(n, d)))
-
-
-def _brute(q, g, k, mask=None):
-    s = q.astype(np.float64) @ g.T.astype(np.float64)
-    if mask is not None:
-        s[mask] = -np.inf
-    idx = np.argsort(-s, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(s, idx, 1), idx
-
-
-@pytest.mark.parametrize("chunk", [1, 3, 7, 20, 4096])
-def test_cosine_topk_equals_brute_force(chunk):
-    q, g = _unit(20, 8, 0), _unit(13, 8, 1)
-    s, i = cosine_topk(q, g, k=5, chunk=chunk, use_faiss=False)
-    bs, bi = _brute(q, g, 5)
-    assert s.shape == (20, 5) and s.dtype == np.float32 and i.dtype == np.int64
-    np.testing.assert_allclose(s, bs, atol=1e-5)
-    np.testing.assert_array_equal(i, bi)
-
-
-@pytest.mark.parametrize("chunk", [2, 5, 100])
-def test_cosine_topk_group_mask_and_hook(chunk):
-    q, g = _unit(12, 6, 2), _unit(9, 6, 3)
-    qg = np.arange(12) % 4
-    gg = np.arange(9) % 4
-    mask = qg[:, None] == gg[None, :]
-    s, i = cosine_topk(q, g, k=3, chunk=chunk, query_groups=qg, gallery_groups=gg)
-    bs, bi = _brute(q, g, 3, mask)
-    np.testing.assert_allclose(s, bs, atol=1e-5)
-    np.testing.assert_array_equal(i, bi)
-    assert not np.any(gg[i] == qg[:, None])
-
-    def hook(sl, block):  # same mask through the callable
-        block[mask[sl]] = -np.inf
-
-    s2, i2 = cosine_topk(q, g, k=3, chunk=chunk, exclude=hook)
-    np.testing.assert_array_equal(i2, bi)
-
-
-def test_cosine_topk_clamps_k_and_marks_empty_slots():
-    q, g = _unit(3, 4, 4), _unit(2, 4, 5)
-    s, i = cosine_topk(torch.from_numpy(q), torch.from_numpy(g), k=10)  # tensors accepted
-    assert s.shape == (3, 2)
-    s, i = cosine_topk(q, g, k=2, query_groups=[0, 0, 1], gallery_groups=[0, 1])
-    assert i[0, 0] == 1 and i[0, 1] == -1 and np.isneginf(s[0, 1])
-    assert i[2, 0] == 0 and i[2, 1] == -1
-    with pytest.raises(ValueError):
-        cosine_topk(q, g, query_groups=[0, 0, 1])
 
 
 def test_identification_metrics_hand_computed():

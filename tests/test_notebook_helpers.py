@@ -150,5 +150,5 @@ def test_notebooks_are_committed_clean(path):
     assert sum(c["cell_type"] == "markdown" for c in cells) >= len(code) // 2
 
 
-def test_all_four_notebooks_exist():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04"]
+def test_all_five_notebooks_exist():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]

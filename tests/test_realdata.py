@@ -7,7 +7,8 @@ import pytest
 
 from facelib.baselines import pixel_embeddings
 from facelib.data import scan_folder
-from facelib.evaluate import EmbeddingSet, cross_photo_protocol, detect_protocol, gallery_protocol
+from facelib.embeddings import EmbeddingSet
+from facelib.protocols import cross_photo_protocol, detect_protocol, gallery_protocol
 
 pytestmark = pytest.mark.realdata
 
@@ -36,7 +37,7 @@ def test_train_counts_match_source_md(real_data):
 def test_train_and_val_are_disjoint(real_data):
     train = scan_folder(real_data / "train", include_distortions=False, verify=False)
     val = scan_folder(real_data / "val", include_distortions=False, verify=False)
-    assert len(train.identities) == 877
+    assert len(train.identities) == 877  # SOURCE.md: 877 train, 250 val identities
     name, reason = detect_protocol(train.identities, val.identities)
     assert name == "cross-photo" and "disjoint" in reason
 
@@ -54,6 +55,6 @@ def test_pixel_baseline_known_answers(real_data):
     )
     g = gallery_protocol(s, gallery="all")
     c = cross_photo_protocol(s, gallery="all")
-    assert g["top1"] == pytest.approx(0.981, abs=0.005)
-    assert g["per_distortion"]["sunny"] == pytest.approx(0.865, abs=0.01)
-    assert c["top1"] == pytest.approx(0.134, abs=0.005) and c["n_probes"] == 1888
+    assert g.top1 == pytest.approx(0.981, abs=0.005)
+    assert g.per_distortion["sunny"] == pytest.approx(0.865, abs=0.01)
+    assert c.top1 == pytest.approx(0.134, abs=0.005) and c.n_probes == 1888

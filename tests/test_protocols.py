@@ -1,4 +1,4 @@
-"""Protocol tests on crafted embeddings for facelib.evaluate."""
+"""Protocol tests on crafted embeddings for facelib.protocols."""
 
 from __future__ import annotations
 
@@ -7,21 +7,21 @@ import json
 import numpy as np
 import pytest
 
-from facelib.evaluate import (
-    GALLERY_MODES,
-    EmbeddingSet,
+from facelib.baselines import pixel_baseline
+from facelib.config import GALLERY_MODES
+from facelib.embeddings import EmbeddingSet
+from facelib.metrics import l2_normalize
+from facelib.protocols import (
+    Identification,
     closed_protocol,
     cross_photo_protocol,
     detect_protocol,
-    format_result,
     gallery_protocol,
     open_set_protocol,
-    pixel_baseline,
     run_protocol,
-    to_jsonable,
     verification_protocol,
 )
-from facelib.metrics import l2_normalize
+from facelib.retrieval import faiss_available
 
 
 def make_set(rows) -> EmbeddingSet:
@@ -61,12 +61,12 @@ def test_gallery_protocol_crafted():
     s = make_set(rows)
     for mode in GALLERY_MODES:
         r = gallery_protocol(s, mode)
-        assert r["top1"] == pytest.approx(5 / 6)
-        assert r["n_probes"] == 6 and r["n_gallery_identities"] == 3 and r["n_identities"] == 3
-        assert r["per_distortion"] == pytest.approx({"blurred": 2 / 3, "foggy": 1.0})
-        assert r["top5"] == 1.0  # only 3 identities: top-k clamps to 3
-        a = r["_arrays"]
-        assert list(a["y_pred"][a["distortion"] == "blurred"]) == ["A", "B", "A"]
+        assert r.top1 == pytest.approx(5 / 6)
+        assert r.n_probes == 6 and r.n_gallery_identities == 3 and r.n_identities == 3
+        assert r.per_distortion == pytest.approx({"blurred": 2 / 3, "foggy": 1.0})
+        assert r.top5 == 1.0  # only 3 identities: top-k clamps to 3
+        a = r
+        assert list(a.y_pred[a.distortion == "blurred"]) == ["A", "B", "A"]
 
 
 def cross_set():
@@ -87,27 +87,27 @@ def cross_set():
 def test_cross_photo_never_matches_own_photo(mode):
     s = cross_set()
     r = cross_photo_protocol(s, mode)
-    a = r["_arrays"]
+    a = r
     # B has a single photo: a distractor, never a probe
-    assert set(a["y_true"]) == {"A"} and r["n_probes"] == 3
-    assert r["n_distractor_identities"] == 1 and r["n_probe_identities"] == 1
+    assert set(a.y_true) == {"A"} and r.n_probes == 3
+    assert r.n_distractor_identities == 1 and r.n_probe_identities == 1
     # with its own photo a1 excluded, the a1 probes see A only through a2 (orthogonal): B wins
-    a1 = s.photos[a["probe_index"]] == "A/a1"
-    assert list(a["y_pred"][a1]) == ["B", "B"]
-    assert np.all(s.photos[a["match_index"]] != s.photos[a["probe_index"]])
+    a1 = s.photos[a.probe_index] == "A/a1"
+    assert list(a.y_pred[a1]) == ["B", "B"]
+    assert np.all(s.photos[a.match_index] != s.photos[a.probe_index])
     # compare: the gallery protocol lets a1_foggy match its own original
     if mode != "mean":  # (the mean of a1 and a2 is further from a1_foggy than B is)
-        assert gallery_protocol(s, mode)["top1"] == 1.0
+        assert gallery_protocol(s, mode).top1 == 1.0
 
 
 @pytest.mark.parametrize("mode", GALLERY_MODES)
 def test_cross_photo_matches_brute_force(mode):
     s = random_set(seed=1)
     r = cross_photo_protocol(s, mode)
-    a = r["_arrays"]
+    a = r
     clean = np.flatnonzero(s.clean_mask)
-    names = a["gallery_identities"]
-    for row, q in enumerate(a["probe_index"]):
+    names = a.gallery_identities
+    for row, q in enumerate(a.probe_index):
         best, scores = None, []
         for name in names:
             cand = clean[(s.identities[clean] == name) & (s.photos[clean] != s.photos[q])]
@@ -124,11 +124,11 @@ def test_cross_photo_matches_brute_force(mode):
                 scores.append(float((s.embeddings[cand] @ s.embeddings[q]).max()))
         scores = np.array(scores)
         order = np.argsort(-scores, kind="stable")[:5]
-        np.testing.assert_allclose(a["topk_scores"][row], scores[order], atol=1e-5)
-        assert a["y_pred"][row] == names[order[0]]
-        assert s.photos[a["match_index"][row]] != s.photos[q]
-    assert 0 < r["top1"] < 1 and r["top1"] <= r["top5"]
-    assert r["n_distractor_identities"] > 0
+        np.testing.assert_allclose(a.topk_scores[row], scores[order], atol=1e-5)
+        assert a.y_pred[row] == names[order[0]]
+        assert s.photos[a.match_index[row]] != s.photos[q]
+    assert 0 < r.top1 < 1 and r.top1 <= r.top5
+    assert r.n_distractor_identities > 0
 
 
 def test_cross_photo_requires_multi_photo_identities():
@@ -143,11 +143,11 @@ def test_closed_protocol_counts_missing_identities():
         [("A", "v1", "", E[0]), ("A", "v1", "foggy", E[0]), ("B", "v1", "", E[1]), ("C", "v1", "", E[2])]
     )
     r = closed_protocol(train, val, "mean")
-    assert r["n_probes"] == 4 and r["n_probes_without_gallery"] == 1
-    assert r["top1"] == pytest.approx(3 / 4)
-    assert r["n_gallery_images"] == 2  # clean train images only
-    assert r["per_distortion"] == pytest.approx({"clean": 2 / 3, "foggy": 1.0})
-    assert "1 with no gallery entry" in format_result(r)
+    assert r.n_probes == 4 and r.n_probes_without_gallery == 1
+    assert r.top1 == pytest.approx(3 / 4)
+    assert r.n_gallery_images == 2  # clean train images only
+    assert r.per_distortion == pytest.approx({"clean": 2 / 3, "foggy": 1.0})
+    assert "1 with no gallery entry" in r.summary()
 
 
 def test_detect_protocol_both_cases():
@@ -164,12 +164,12 @@ def test_run_protocol_auto_and_json():
     train = random_set(n_ids=5, seed=3)
     train = EmbeddingSet(train.embeddings, np.char.add("t", train.identities), train.photos, train.distortions, train.paths)
     r = run_protocol("auto", s, train)
-    assert r["protocol"] == "cross-photo" and "disjoint" in r["protocol_reason"]
-    j = to_jsonable(r)
-    assert "_arrays" not in j
+    assert isinstance(r, Identification) and r.protocol == "cross-photo" and "disjoint" in r.protocol_reason
+    j = r.to_dict()
+    assert j["protocol_reason"] == r.protocol_reason and j["top1"] == r.top1
     json.dumps(j)
-    assert run_protocol("closed", s, s, gallery="all")["protocol"] == "closed"
-    assert run_protocol("cross_photo", s)["gallery"] == "mean"
+    assert run_protocol("closed", s, s, gallery="all").protocol == "closed"
+    assert run_protocol("cross_photo", s).gallery == "mean"
     with pytest.raises(ValueError):
         run_protocol("nope", s)
     with pytest.raises(ValueError):
@@ -179,41 +179,44 @@ def test_run_protocol_auto_and_json():
 def test_identification_result_keys():
     r = gallery_protocol(random_set(n_ids=8, seed=4))
     for key in ("protocol", "gallery", "top1", "top5", "macro_f1", "n_probes", "n_gallery", "gallery_unit",
-                "n_identities", "per_distortion", "_arrays"):
-        assert key in r
-    assert set(r["per_distortion"]) == {"foggy", "blurred"}
+                "n_identities", "per_distortion"):
+        assert key in r.to_dict()
+    assert set(r.per_distortion) == {"foggy", "blurred"}
     c = cross_photo_protocol(random_set(n_ids=8, seed=4), "all")
-    assert set(c["per_distortion"]) == {"clean", "foggy", "blurred"}
-    assert c["gallery_unit"] == "images" and c["n_gallery"] == c["n_gallery_images"]
-    for key in ("y_true", "y_pred", "best_score", "probe_index", "topk_index", "match_path"):
-        assert len(c["_arrays"][key]) == c["n_probes"]
+    assert set(c.per_distortion) == {"clean", "foggy", "blurred"}
+    assert c.gallery_unit == "images" and c.n_gallery == c.n_gallery_images
+    for key in ("y_true", "y_pred", "best_score", "probe_index", "topk_identities", "match_path"):
+        assert len(getattr(c, key)) == c.n_probes
 
 
 def test_verification_protocol_pairs():
     s = random_set(n_ids=10, seed=5)
     r = verification_protocol(s, seed=0)
-    a = r["_arrays"]
-    gen = a["pairs"][a["same"]]
+    a = r
+    d = r.to_dict()
+    assert d["tar_at_far_1e-2"] == r.tar_at_far[0.01] and d["threshold_at_far_1e-1"] == r.threshold_at_far[0.1]
+    assert "TAR@FAR=1e-2" in r.summary()
+    gen = a.pairs[a.same]
     assert np.all(s.identities[gen[:, 0]] == s.identities[gen[:, 1]])
     assert np.all(s.photos[gen[:, 0]] != s.photos[gen[:, 1]])
-    imp = a["pairs"][~a["same"]]
+    imp = a.pairs[~a.same]
     assert np.all(s.identities[imp[:, 0]] != s.identities[imp[:, 1]])
-    assert r["n_genuine"] == r["n_impostor"] == r["n_genuine_available"]
-    assert 0.5 < r["roc_auc"] <= 1
+    assert r.n_genuine == r.n_impostor == r.n_genuine_available
+    assert 0.5 < r.roc_auc <= 1
     # perfect embeddings: one direction per identity
     ids = np.unique(s.identities, return_inverse=True)[1]
     perfect = EmbeddingSet(np.eye(len(np.unique(ids)))[ids], s.identities, s.photos, s.distortions, s.paths)
     p = verification_protocol(perfect, n_negatives_per_positive=2)
-    assert p["roc_auc"] == 1.0 and p["eer"] == 0.0 and p["n_impostor"] == 2 * p["n_genuine"]
+    assert p.roc_auc == 1.0 and p.eer == 0.0 and p.n_impostor == 2 * p.n_genuine
     capped = verification_protocol(s, max_genuine=10, seed=1)
-    assert capped["n_genuine"] == 10 and capped["genuine_subsampled"]
+    assert capped.n_genuine == 10 and capped.genuine_subsampled
 
 
 def test_verification_random_embeddings_auc_half():
     s = random_set(n_ids=40, seed=6)
     rnd = EmbeddingSet(l2_normalize(np.random.default_rng(0).normal(size=s.embeddings.shape)),
                        s.identities, s.photos, s.distortions, s.paths)
-    assert abs(verification_protocol(rnd)["roc_auc"] - 0.5) < 0.1
+    assert abs(verification_protocol(rnd).roc_auc - 0.5) < 0.1
 
 
 def test_open_set_perfect_embeddings():
@@ -221,33 +224,27 @@ def test_open_set_perfect_embeddings():
     ids = np.unique(s.identities, return_inverse=True)[1]
     perfect = EmbeddingSet(np.eye(20)[ids], s.identities, s.photos, s.distortions, s.paths)
     r = open_set_protocol(perfect, seed=0)
-    assert r["n_gallery_identities"] == 10 and r["n_heldout_identities"] == 10
-    assert r["dir_at_fpir_1e-1"] == 1.0 and r["dir_at_fpir_1e-2"] == 1.0
+    assert r.n_gallery_identities == 10 and r.n_heldout_identities == 10
+    assert r.dir_at_fpir == {0.1: 1.0, 0.01: 1.0}
     r = open_set_protocol(perfect, threshold=0.5)
-    assert r["dir_at_threshold"] == 1.0 and r["fpir_at_threshold"] == 0.0
-    a = r["_arrays"]
-    assert np.all(a["y_pred_open"][~a["known"]] == "unknown")
+    d = r.to_dict()
+    assert d["dir_at_threshold"] == 1.0 and d["fpir_at_threshold"] == 0.0 and d["dir_at_fpir_1e-1"] == 1.0
+    assert np.all(r.y_pred_open[~r.known] == "unknown") and np.all(r.y_pred_open[r.known] == r.y_true[r.known])
+    assert "DIR@FPIR=1e-1 1.000" in r.summary()
 
 
 def test_pixel_baseline_uses_embedder():
     s = random_set(n_ids=6, seed=8)
     lookup = dict(zip(s.paths.tolist(), s.embeddings))
     r = pixel_baseline("gallery", s, embed=lambda paths: np.stack([lookup[p] for p in paths]))
-    assert r["top1"] == gallery_protocol(s)["top1"] and r["embedding"] == "custom"
+    assert r.top1 == gallery_protocol(s).top1 and r.embedding == "custom"
 
 
-def test_npz_round_trip(tmp_path):
-    s = random_set(n_ids=4, seed=9)
-    out = s.to_npz(tmp_path / "emb.npz")
-    assert out.exists() and not list(tmp_path.glob(".*tmp*"))
-    t = EmbeddingSet.from_npz(out)
-    np.testing.assert_array_equal(t.embeddings, s.embeddings)
-    for k in ("identities", "photos", "distortions", "paths"):
-        assert getattr(t, k).tolist() == getattr(s, k).tolist()
-    s.to_npz(tmp_path / "plain")  # exact name kept, no ".npz" appended
-    assert (tmp_path / "plain").exists()
-    assert len(EmbeddingSet.from_npz(tmp_path / "plain")) == len(s)
-    sub = s.subset(s.clean_mask)
-    assert len(sub) == int(s.clean_mask.sum()) and set(sub.distortions) == {""}
-    with pytest.raises(ValueError):
-        EmbeddingSet(np.zeros((2, 3)), ["a"], ["a/x", "a/y"], ["", ""], ["p", "q"])
+@pytest.mark.skipif(not faiss_available(), reason="faiss not installed (pip install faiss-cpu)")
+@pytest.mark.parametrize("mode", GALLERY_MODES)
+def test_protocols_agree_across_search_backends(mode):
+    s = random_set(n_ids=25, seed=11)
+    for fn in (cross_photo_protocol, gallery_protocol, open_set_protocol):
+        t, f = fn(s, mode, backend="torch"), fn(s, mode, backend="faiss")
+        assert np.array_equal(t.y_pred, f.y_pred)
+        np.testing.assert_allclose(t.best_score, f.best_score, atol=1e-5)

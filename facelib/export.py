@@ -1,0 +1,98 @@
+"""ONNX export of an embedder, with the preprocessing contract spelled out.
+
+The exported graph takes ``images``: float32 [N, 3, S, S], RGB in [0, 1], already resized to S x S
+(:func:`load_inputs` does exactly that); the mean/std normalisation of the checkpoint's spec is inside
+the graph; the batch size is dynamic; the output ``embeddings`` [N, D] has unit L2 rows.
+
+Needs the ``[onnx]`` extra (``onnx``, ``onnxscript`` for torch's exporter, ``onnxruntime`` to run it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from facelib.errors import FacelibError
+from facelib.io import atomic_path
+
+if TYPE_CHECKING:  # torch loads on first use: `facelib --help` stays fast
+    from torch import nn
+
+    from facelib.model import EmbeddingNet, ModelSpec
+
+__all__ = ["EXPORT_FORMATS", "normalized_embedder", "export_onnx", "load_inputs", "onnx_embed"]
+
+EXPORT_FORMATS: tuple[str, ...] = ("onnx",)
+
+
+def normalized_embedder(model: "EmbeddingNet", spec: "ModelSpec") -> "nn.Module":
+    """``model`` with the input normalisation inside: images [N, 3, S, S] in [0, 1] -> [N, D] unit rows."""
+    import torch
+
+    class NormalizedEmbedder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return self.model((images - self.mean) / self.std)
+
+    return NormalizedEmbedder().eval()
+
+
+def _require(module: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise FacelibError(f"ONNX export needs the {module!r} package: pip install 'facelib[onnx]'")
+
+
+def export_onnx(model: "EmbeddingNet", spec: "ModelSpec", out: str | os.PathLike, opset: int = 18) -> Path:
+    """Write ``model`` as ONNX to ``out`` (atomically, weights inside the one file)."""
+    import torch
+
+    for module in ("onnx", "onnxscript"):
+        _require(module)
+    wrapper = normalized_embedder(model.cpu().eval(), spec)
+    example = torch.rand(2, 3, spec.image_size, spec.image_size)
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with atomic_path(out) as tmp:
+        with torch.inference_mode(False), torch.no_grad():
+            torch.onnx.export(wrapper, (example,), str(tmp), dynamo=True, opset_version=opset,
+                              input_names=["images"], output_names=["embeddings"],
+                              dynamic_shapes={"images": {0: batch}}, external_data=False, verbose=False)
+    return Path(out)
+
+
+def load_inputs(paths: Sequence[str | os.PathLike], spec: "ModelSpec") -> np.ndarray:
+    """Images -> float32 [N, 3, S, S], RGB in [0, 1], resized as :func:`facelib.model.build_transform` does
+    (the exported graph's input; the normalisation it leaves out is in the graph)."""
+    import torch
+    from torchvision.transforms import v2
+
+    from facelib.data import load_image
+    from facelib.model import build_transform
+
+    steps = build_transform(spec, train=False).transforms
+    assert isinstance(steps[-1], v2.Normalize)
+    pre = v2.Compose(steps[:-1])
+    if len(paths) == 0:
+        return np.zeros((0, 3, spec.image_size, spec.image_size), np.float32)
+    return torch.stack([pre(load_image(p)) for p in paths]).numpy()
+
+
+def onnx_embed(path: str | os.PathLike, images: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """Run an exported model with onnxruntime (CPU): images [N, 3, S, S] in [0, 1] -> [N, D]."""
+    _require("onnxruntime")
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return sess.run(["embeddings"], {"images": np.ascontiguousarray(images, dtype=np.float32)})[0]
