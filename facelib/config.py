@@ -46,14 +46,14 @@ class TrainConfig:
     pretrained: bool = True
     weights: str | None = None
     embedding_dim: int = 512
-    neck: str = "none"
+    neck: str = "bn"  # BatchNorm before the L2 norm: no collapse, and +0.03 top-1 on FACECOM (RESULTS.md 1)
     out: str = "tb_model.pth"
     device: str = "auto"
     seed: int = 0
     workers: int = 2
     sampler: str = "pk"
     loss: str = "triplet"
-    miner: str = "batch_hard"  # best top-1 on FACECOM in benchmarks/RESULTS.md (batch_all: smoke profile)
+    miner: str = "batch_all"  # best on synthetic faces and FACECOM from random init (benchmarks/RESULTS.md 1)
     p: int = 16
     k: int = 4
     margin: float = 0.2
@@ -62,7 +62,7 @@ class TrainConfig:
     class_margin: float | None = None  # arcface/cosface additive margin (None: 0.5 arcface, 0.35 cosface)
     class_scale: float = 30.0  # arcface/cosface logit scale
     clean_fraction: float = 0.5
-    min_photos: int = 1  # batch identities need this many distinct source photos (2: cross-photo positives)
+    min_photos: int = 2  # batch identities need 2+ photos: 2x top-1 on FACECOM (benchmarks/RESULTS.md 1)
     include_distortions: bool = True
     steps_per_epoch: int | None = None
     max_seconds: float | None = None  # stop after this much training time; the LR schedule fits the budget

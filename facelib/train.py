@@ -33,7 +33,7 @@ from facelib.model import (
 )
 
 COLLAPSE_SPREAD = 0.05  # spread below this: the embeddings have (nearly) collapsed to one point
-COLLAPSE_REMEDY = "use the BatchNorm neck (--neck bn, the default), or --miner batch_all"
+COLLAPSE_REMEDY = "the defaults avoid it: the BatchNorm neck (--neck bn) and batch-all mining (--miner batch_all)"
 
 
 @dataclass

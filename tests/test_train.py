@@ -72,8 +72,12 @@ def test_same_seed_same_run_and_resume_matches(synth_root: Path, tmp_path: Path)
     a = train(tiny(synth_root / "train", tmp_path / "a" / "m.pth", epochs=2), **QUIET)
     b = train(tiny(synth_root / "train", tmp_path / "b" / "m.pth", epochs=2), **QUIET)
     assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
-    # interrupted after epoch 1, then resumed
-    train(tiny(synth_root / "train", tmp_path / "c" / "m.pth", epochs=1), **QUIET)
+    # interrupted after epoch 1 (its checkpoints written), then resumed
+    def stop(entry):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(synth_root / "train", tmp_path / "c" / "m.pth", epochs=2), on_epoch_end=stop, **QUIET)
     c = train(tiny(synth_root / "train", tmp_path / "c" / "m.pth", epochs=2, resume=True), **QUIET)
     assert [h["epoch"] for h in c.history] == [1, 2]
     assert np.allclose([h["loss"] for h in c.history], [h["loss"] for h in a.history], rtol=1e-5)
