@@ -24,7 +24,6 @@ public API: ``facelib.train.train``, ``facelib.embed.embed_folder``, the protoco
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import tempfile
@@ -96,9 +95,8 @@ def score(model, spec, folder, device, workers: int) -> dict[str, Any]:
 
 def budget_kwargs(args) -> dict[str, Any]:
     """TrainConfig fields that express the budget."""
-    if args.steps:
-        spe = min(args.steps, 200)
-        return dict(epochs=math.ceil(args.steps / spe), steps_per_epoch=spe)
+    if args.steps:  # one "epoch" of exactly that many P x K steps (warm-up and cosine are fractions of it)
+        return dict(epochs=1, steps_per_epoch=args.steps)
     if args.epochs:
         return dict(epochs=args.epochs)
     # time budget: the epochs only bound it; the schedule (warm-up, cosine) runs over the budget
