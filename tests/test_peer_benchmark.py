@@ -1,0 +1,40 @@
+"""The peer benchmark's dlib embedder (skipped without the optional `peers` extra)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dlib", reason='the peer benchmark needs pip install -e ".[peers]"')
+if importlib.util.find_spec("face_recognition_models") is None:
+    pytest.skip('the peer benchmark needs pip install -e ".[peers]"', allow_module_level=True)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import peer_face_recognition as peer  # noqa: E402
+
+
+def test_dlib_descriptors_cover_every_image(tmp_path):
+    from facelib.data import scan_folder
+    from facelib.synthetic import make_dataset
+
+    make_dataset(tmp_path, identities=4, photos=2, image_size=112, seed=0)
+    val = scan_folder(tmp_path / "val")
+    es, found = peer.embed_folder_dlib(val, log=lambda m: None)
+    assert es.embeddings.shape == (len(val.samples), 128)
+    assert np.allclose(np.linalg.norm(es.embeddings, axis=1), 1.0, atol=1e-5)
+    assert found.shape == (len(val.samples),) and found.dtype == bool
+    assert list(es.identities) == [s.identity for s in val.samples]
+
+
+def test_no_face_falls_back_to_the_whole_image():
+    net = peer.DlibDescriptor()
+    blank = np.full((96, 96, 3), 128, np.uint8)
+    desc, found = net(blank)
+    assert not found and desc.shape == (128,) and np.isfinite(desc).all() and np.linalg.norm(desc) > 0
+    again, _ = net(blank)
+    assert np.array_equal(desc, again)
