@@ -1,0 +1,230 @@
+"""Data-parallel training under torchrun: 2 CPU processes (gloo) against 1 process at the same global batch.
+
+Two comparisons, each with the tolerance it can honestly have:
+
+* exact: a backbone without BatchNorm (timm ``test_convnext``, LayerNorm) and no augmentation. Then the
+  2-process run computes the same function as the 1-process run; what differs is the convolutions on
+  8 instead of 16 images and the order of the gradient sum (DDP's all-reduce of two halves), float32
+  rounding that AdamW carries along: losses within 1e-4 relative, weights within 1e-4 absolute.
+* the default model (ResNet-18 with BatchNorm, BN neck) with augmentation: each process normalises
+  with the statistics of its own 8 images (SyncBatchNorm is CUDA-only) and draws its own augmentations,
+  so the runs differ by a batch-statistics effect: losses within 10% relative over 3 steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facelib import distributed, train as train_mod
+from facelib.cli import main
+from facelib.config import TrainConfig
+from facelib.errors import ConfigError
+from facelib.samplers import PKSampler, RankSplitSampler
+from facelib.train import last_checkpoint_path, train
+
+REPO = Path(__file__).resolve().parents[1]
+CURVE_KEYS = ("loss", "pos_dist", "neg_dist", "spread", "active_fraction")
+TINY = ["--image-size", "32", "--no-pretrained", "--embedding-dim", "16", "--p", "4", "--k", "4", "--workers", "0",
+        "--no-progress", "--lr", "1e-3", "--warmup", "0"]
+
+# Runs the CLI like `python -m facelib`, optionally without augmentation, and records (per rank) every file
+# the process opens for writing, creates or renames under the run folder, and what it prints.
+ENTRY = textwrap.dedent('''
+    import atexit, io, json, os, sys
+    rank, watch, record = os.environ["RANK"], os.environ["WATCH_DIR"], os.environ["RECORD_DIR"]
+    writes = []
+
+    def audit(event, args):
+        if event in ("open", "os.rename", "os.remove", "os.mkdir", "tempfile.mkstemp"):
+            path = str(args[1] if event == "os.rename" else args[0])  # a rename: its target
+            if not path.startswith(watch):
+                return
+            if event == "open" and not (isinstance(args[1], str) and set(args[1]) & set("wax+")):
+                return
+            writes.append([event, path])
+
+    sys.addaudithook(audit)
+    printed = io.StringIO()
+    if rank != "0":
+        sys.stdout = printed
+
+    def dump():
+        with open(os.path.join(record, f"rank{rank}.json"), "w") as f:
+            json.dump({"writes": writes, "stdout": printed.getvalue()}, f)
+
+    atexit.register(dump)
+    if os.environ.get("NO_AUGMENTATION"):
+        import facelib.model, facelib.train
+        facelib.train.build_transform = lambda spec, train=False: facelib.model.build_transform(spec, train=False)
+    from facelib.cli import main
+    sys.exit(main(sys.argv[1:]))
+''')
+
+
+def _torchrun(args: list[str], cwd: Path, entry: Path | None = None, env: dict[str, str] | None = None,
+              timeout: float = 120) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc-per-node=2`` (a free port is picked), then ``-m facelib`` or ``entry``."""
+    run_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})}
+    target = [str(entry)] if entry is not None else ["-m", "facelib"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", *target,
+           "--", *args]  # `--`: torchrun would take facelib's --p for its own --print-completion
+    return subprocess.run(cmd, cwd=cwd, env=run_env, capture_output=True, text=True, timeout=timeout)
+
+
+def _ok(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def _cfg(data: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(data=str(data), image_size=32, pretrained=False, embedding_dim=16, p=4, k=4, workers=0,
+                progress=False, lr=1e-3, warmup=0.0, out=str(out))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _history(out: Path) -> list[dict]:
+    return json.loads((out.parent / "history.json").read_text())
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["model"]
+
+
+def _max_weight_diff(a: Path, b: Path) -> float:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    return max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa if wa[k].is_floating_point())
+
+
+# ----------------------------------------------------------------------------------------------- no processes
+
+
+def test_rank_split_is_the_global_batch_in_rank_order():
+    labels = np.repeat(np.arange(10), 5)
+    pk = PKSampler(labels, p=4, k=3, batches_per_epoch=3, seed=7)
+    for epoch in (0, 1):
+        pk.set_epoch(epoch)
+        whole = list(pk)
+        parts = []
+        for rank in (0, 1):
+            split = RankSplitSampler(PKSampler(labels, p=4, k=3, batches_per_epoch=3, seed=7), rank, 2)
+            split.set_epoch(epoch)
+            assert len(split) == 3 and split.epoch == epoch
+            parts.append(list(split))
+        for step, batch in enumerate(whole):
+            assert parts[0][step] + parts[1][step] == batch
+            assert len(parts[0][step]) == 6
+            assert not set(labels[parts[0][step]]) & set(labels[parts[1][step]])  # own identities per rank
+    with pytest.raises(ValueError, match="cannot be split evenly over 3"):
+        RankSplitSampler(pk, 0, 3)
+
+
+def test_env_from_reads_torchrun_variables():
+    assert distributed.env_from({}) == distributed.DistEnv(0, 1, 0)
+    env = distributed.env_from({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"})
+    assert (env.rank, env.world_size, env.local_rank, env.enabled, env.is_main) == (3, 4, 1, True, False)
+    assert distributed.device_for(env, torch.device("cuda")) == torch.device("cuda", 1)
+    assert distributed.device_for(env, torch.device("cpu")) == torch.device("cpu")
+    for bad in ({"WORLD_SIZE": "two"}, {"WORLD_SIZE": "2", "RANK": "2"}):
+        with pytest.raises(ConfigError):
+            distributed.env_from(bad)
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_bad_split_is_one_error_line_on_rank_zero_only(synth_root: Path, tmp_path: Path, monkeypatch, capsys, rank):
+    """Checked before the process group is joined, so no rank waits for the others."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("LOCAL_RANK", rank)
+    for flags, message in ((["--p", "3"], "P=3 identities per batch cannot be split evenly over 2 processes"),
+                           (["--p", "2", "--no-gather"], "with --no-gather each process mines its own P/2=1"),
+                           (["--sampler", "triplets"], "data-parallel training needs the P x K sampler")):
+        code = main(["train", "--data", str(synth_root / "train"), "--out", str(tmp_path / "m.pth"), *TINY, *flags])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2
+        if rank == "0":
+            assert len(err) == 1 and err[0].startswith(f"error: {message}"), err
+        else:
+            assert err == []
+    assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------------------------- 2 processes
+
+
+def test_two_processes_match_one_exactly_without_batchnorm_and_resume(synth_root: Path, tmp_path: Path, monkeypatch):
+    """1 + 2 epochs (resumed) on 2 processes == the same on 1 process; rank 1 prints and writes nothing."""
+    entry, runs, record = tmp_path / "entry.py", tmp_path / "runs", tmp_path / "record"
+    entry.write_text(ENTRY)
+    record.mkdir()
+    out = runs / "ddp" / "m.pth"
+    args = ["train", "--data", str(synth_root / "train"), "--backbone", "test_convnext", "--neck", "none",
+            "--miner", "batch_hard", "--steps-per-epoch", "2", "--out", str(out), *TINY]
+    env = {"NO_AUGMENTATION": "1", "WATCH_DIR": str(runs), "RECORD_DIR": str(record)}
+    _ok(_torchrun(args + ["--epochs", "1"], tmp_path, entry, env))
+    rank1 = json.loads((record / "rank1.json").read_text())
+    assert rank1 == {"writes": [], "stdout": ""}
+    rank0 = json.loads((record / "rank0.json").read_text())
+    assert {Path(p).name for e, p in rank0["writes"] if e == "os.rename"} == {"m.pth", "m.last.pth", "history.json"}
+    proc = _torchrun(args + ["--epochs", "2", "--resume"], tmp_path, entry, env)
+    _ok(proc)
+    assert "resumed from" in proc.stdout and "data-parallel: 2 processes (gloo), each 2 of the P=4" in proc.stdout
+    assert json.loads((record / "rank1.json").read_text()) == {"writes": [], "stdout": ""}
+    assert sorted(p.name for p in out.parent.iterdir()) == ["history.json", "m.last.pth", "m.pth"]
+
+    # the same on one process: 1 epoch, then resumed to 2
+    from facelib import model as model_mod
+
+    monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False: model_mod.build_transform(spec))
+    one = tmp_path / "one" / "m.pth"
+    kw = dict(backbone="test_convnext", neck="none", miner="batch_hard", steps_per_epoch=2)
+    train(_cfg(synth_root / "train", one, epochs=1, **kw), log=lambda s: None)
+    train(_cfg(synth_root / "train", one, epochs=2, resume=True, **kw), log=lambda s: None)
+
+    h2, h1 = _history(out), _history(one)
+    assert [h["epoch"] for h in h2] == [1, 2] and [h["steps"] for h in h2] == [2, 2]
+    for key in CURVE_KEYS:
+        np.testing.assert_allclose([h[key] for h in h2], [h[key] for h in h1], rtol=1e-4, atol=1e-6, err_msg=key)
+    assert _max_weight_diff(last_checkpoint_path(out), last_checkpoint_path(one)) < 1e-4
+
+
+def test_two_processes_follow_one_with_batchnorm(synth_root: Path, tmp_path: Path):
+    """``torchrun -m facelib train``: ResNet-18, BN neck, augmentation; the loss curve within 10%."""
+    out = tmp_path / "ddp" / "m.pth"
+    args = ["train", "--data", str(synth_root / "train"), "--backbone", "resnet18", "--neck", "bn",
+            "--epochs", "3", "--steps-per-epoch", "1", "--out", str(out), *TINY]
+    proc = _torchrun(args, tmp_path)
+    _ok(proc)
+    assert proc.stdout.count("epoch 3/3") == 1  # rank 0 alone logs
+    one = tmp_path / "one" / "m.pth"
+    train(_cfg(synth_root / "train", one, backbone="resnet18", neck="bn", epochs=3, steps_per_epoch=1),
+          log=lambda s: None)
+    h2, h1 = _history(out), _history(one)
+    assert len(h2) == 3
+    np.testing.assert_allclose([h["loss"] for h in h2], [h["loss"] for h in h1], rtol=0.10)
+    # the same starting weights (seeded), moved by AdamW steps of ~lr=1e-3 in slightly different directions
+    assert _max_weight_diff(last_checkpoint_path(out), last_checkpoint_path(one)) < 3 * 3e-3
+
+
+def test_no_gather_time_budget_and_validation_on_rank_zero(synth_root: Path, tmp_path: Path):
+    """--no-gather; a budget spent after the first step stops both ranks there; rank 0 validates."""
+    out = tmp_path / "ddp" / "m.pth"
+    args = ["train", "--data", str(synth_root / "train"), "--val-data", str(synth_root / "val"),
+            "--backbone", "resnet18", "--neck", "bn", "--epochs", "3", "--steps-per-epoch", "4",
+            "--max-seconds", "0.001", "--no-gather", "--out", str(out), *TINY]
+    proc = _torchrun(args, tmp_path)
+    _ok(proc)
+    assert "mining over each process's own share" in proc.stdout
+    assert "time budget of 0.001 s spent after 1 steps" in proc.stdout
+    (entry,) = _history(out)
+    assert entry["steps"] == 1 and 0 <= entry["val_top1"] <= 1 and entry["loss"] > 0
+    assert torch.load(last_checkpoint_path(out), weights_only=True)["steps_done"] == 1
