@@ -3,12 +3,20 @@
 Two comparisons, each with the tolerance it can honestly have:
 
 * exact: a backbone without BatchNorm (timm ``test_convnext``, LayerNorm) and no augmentation. Then the
-  2-process run computes the same function as the 1-process run; what differs is the convolutions on
-  8 instead of 16 images and the order of the gradient sum (DDP's all-reduce of two halves), float32
-  rounding that AdamW carries along: losses within 1e-4 relative, weights within 1e-4 absolute.
-* the default model (ResNet-18 with BatchNorm, BN neck) with augmentation: each process normalises
-  with the statistics of its own 8 images (SyncBatchNorm is CUDA-only) and draws its own augmentations,
-  so the runs differ by a batch-statistics effect: losses within 10% relative over 3 steps.
+  2-process run computes the same function as the 1-process run; what differs is float32 rounding (the
+  convolutions on 8 instead of 16 images, the order of the gradient sum in DDP's all-reduce), which AdamW
+  carries along. Measured: losses equal to 6 digits, weights within 1.1e-7 after 4 steps (incl. a resume);
+  asserted: losses within 1e-5 relative, weights within 1e-5.
+* the default model (ResNet-18 with BatchNorm, BN neck) with augmentation, launched as a user would.
+  Each process normalises with the statistics of its own 8 images (2 identities) instead of all 16
+  (SyncBatchNorm is CUDA-only; gloo cannot run it) and draws its own augmentations. That changes the
+  first loss, before any update, by ~10% (measured 0.777 vs 0.868); batch-hard mining picks the extreme
+  pairs, so later steps differ by up to 25% (measured). Asserted: step 1 within 20%, every step within
+  35%, the mean of the 3-step curve within 10% (measured 1%). Weights are not comparable element by
+  element: AdamW's first steps move every weight by ~lr in the sign of its gradient, and those signs
+  follow the BatchNorm noise (the two displacements have cosine 0.02), so only Adam's bound is asserted:
+  no weight apart by more than 2 x steps x lr (measured 0.004 <= 0.006); BN running statistics are
+  rank 0's own and not compared.
 """
 
 from __future__ import annotations
@@ -99,10 +107,13 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["model"]
 
 
-def _max_weight_diff(a: Path, b: Path) -> float:
+def _max_weight_diff(a: Path, b: Path, params_only: bool = False) -> float:
+    """Largest absolute difference of the floating-point model tensors (``params_only``: without BN
+    running statistics)."""
     wa, wb = _weights(a), _weights(b)
     assert wa.keys() == wb.keys()
-    return max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa if wa[k].is_floating_point())
+    keys = [k for k in wa if wa[k].is_floating_point() and not (params_only and "running_" in k)]
+    return max(float((wa[k].float() - wb[k].float()).abs().max()) for k in keys)
 
 
 # ----------------------------------------------------------------------------------------------- no processes
@@ -137,6 +148,27 @@ def test_env_from_reads_torchrun_variables():
     for bad in ({"WORLD_SIZE": "two"}, {"WORLD_SIZE": "2", "RANK": "2"}):
         with pytest.raises(ConfigError):
             distributed.env_from(bad)
+
+
+def test_gather_with_grad_sends_back_this_ranks_rows_times_world(monkeypatch):
+    """Rank 1 of 2 (the collective faked): the forward is the rank-ordered concatenation; the backward keeps
+    rank 1's rows of the gradient, times 2, because DDP then averages the 2 ranks' partial gradients."""
+    other = torch.tensor([[5.0, 6.0], [7.0, 8.0]])
+
+    def fake_all_gather(parts, x):
+        parts[0].copy_(other if x.dim() == 2 else other[:, 0])  # labels: [5, 7]
+        parts[1].copy_(x)
+
+    monkeypatch.setattr(distributed.dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(distributed.dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(distributed.dist, "all_gather", fake_all_gather)
+    x = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    full = distributed.gather_with_grad(x)
+    assert torch.equal(full, torch.cat([other, x.detach()]))
+    weights = torch.arange(8.0).reshape(4, 2)
+    (full * weights).sum().backward()
+    assert torch.equal(x.grad, 2 * weights[2:])
+    assert torch.equal(distributed.gather(torch.tensor([1, 2])), torch.tensor([5, 7, 1, 2]))
 
 
 @pytest.mark.parametrize("rank", ["0", "1"])
@@ -193,8 +225,43 @@ def test_two_processes_match_one_exactly_without_batchnorm_and_resume(synth_root
     h2, h1 = _history(out), _history(one)
     assert [h["epoch"] for h in h2] == [1, 2] and [h["steps"] for h in h2] == [2, 2]
     for key in CURVE_KEYS:
-        np.testing.assert_allclose([h[key] for h in h2], [h[key] for h in h1], rtol=1e-4, atol=1e-6, err_msg=key)
-    assert _max_weight_diff(last_checkpoint_path(out), last_checkpoint_path(one)) < 1e-4
+        np.testing.assert_allclose([h[key] for h in h2], [h[key] for h in h1], rtol=1e-5, atol=1e-7, err_msg=key)
+    assert _max_weight_diff(last_checkpoint_path(out), last_checkpoint_path(one)) < 1e-5
+
+
+def test_arcface_class_weights_stay_in_sync(synth_root: Path, tmp_path: Path, monkeypatch):
+    """The ArcFace class weights live outside the DDP module; their gradients are averaged over the ranks,
+    so rank 0's weights equal the 1-process run's (same exact setting as above)."""
+    entry, runs, record = tmp_path / "entry.py", tmp_path / "runs", tmp_path / "record"
+    entry.write_text(ENTRY)
+    record.mkdir()
+    out = runs / "ddp" / "m.pth"
+    args = ["train", "--data", str(synth_root / "train"), "--backbone", "test_convnext", "--neck", "none",
+            "--loss", "arcface", "--epochs", "1", "--steps-per-epoch", "2", "--out", str(out), *TINY]
+    _ok(_torchrun(args, tmp_path, entry, {"NO_AUGMENTATION": "1", "WATCH_DIR": str(runs), "RECORD_DIR": str(record)}))
+    from facelib import model as model_mod
+
+    monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False: model_mod.build_transform(spec))
+    one = tmp_path / "one" / "m.pth"
+    train(_cfg(synth_root / "train", one, backbone="test_convnext", neck="none", loss="arcface", epochs=1,
+               steps_per_epoch=2), log=lambda s: None)
+    (h2,), (h1,) = _history(out), _history(one)
+    np.testing.assert_allclose([h2["loss"], h2["accuracy"]], [h1["loss"], h1["accuracy"]], rtol=1e-5)
+    w2, w1 = (torch.load(last_checkpoint_path(p), weights_only=True)["criterion"]["weight"] for p in (out, one))
+    assert float((w2 - w1).abs().max()) < 1e-5
+    assert float((w2 - w1).abs().max()) < 1e-3 * float((w1 - _initial_class_weights(w1.shape)).abs().max())
+    assert _max_weight_diff(last_checkpoint_path(out), last_checkpoint_path(one)) < 1e-5
+
+
+def _initial_class_weights(shape: torch.Size) -> torch.Tensor:
+    """The ArcFace class weights before training (the Trainer seeds, builds the model, then the head)."""
+    from facelib.losses import MarginSoftmaxLoss
+    from facelib.model import build_model
+    from facelib.train import seed_everything
+
+    seed_everything(0)
+    build_model("test_convnext", 16, image_size=32)
+    return MarginSoftmaxLoss(shape[0], shape[1]).weight.detach()
 
 
 def test_two_processes_follow_one_with_batchnorm(synth_root: Path, tmp_path: Path):
@@ -208,11 +275,12 @@ def test_two_processes_follow_one_with_batchnorm(synth_root: Path, tmp_path: Pat
     one = tmp_path / "one" / "m.pth"
     train(_cfg(synth_root / "train", one, backbone="resnet18", neck="bn", epochs=3, steps_per_epoch=1),
           log=lambda s: None)
-    h2, h1 = _history(out), _history(one)
-    assert len(h2) == 3
-    np.testing.assert_allclose([h["loss"] for h in h2], [h["loss"] for h in h1], rtol=0.10)
-    # the same starting weights (seeded), moved by AdamW steps of ~lr=1e-3 in slightly different directions
-    assert _max_weight_diff(last_checkpoint_path(out), last_checkpoint_path(one)) < 3 * 3e-3
+    l2, l1 = (np.array([h["loss"] for h in _history(path)]) for path in (out, one))
+    assert len(l2) == 3 and [h["steps"] for h in _history(out)] == [1, 1, 1]
+    np.testing.assert_allclose(l2[0], l1[0], rtol=0.20)
+    np.testing.assert_allclose(l2, l1, rtol=0.35)
+    np.testing.assert_allclose(l2.mean(), l1.mean(), rtol=0.10)
+    assert _max_weight_diff(last_checkpoint_path(out), last_checkpoint_path(one), params_only=True) <= 2 * 3 * 1e-3
 
 
 def test_no_gather_time_budget_and_validation_on_rank_zero(synth_root: Path, tmp_path: Path):
