@@ -19,6 +19,7 @@ from typing import Iterable, Mapping
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from facelib.errors import ConfigError
 
@@ -142,6 +143,64 @@ def average(values: torch.Tensor) -> torch.Tensor:
     out = values.clone()
     dist.all_reduce(out)
     return out / dist.get_world_size()
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics are over the batches of all ranks, on any backend (gloo on CPU
+    included, where ``nn.SyncBatchNorm`` does not run): the per-channel sums are all-reduced with autograd,
+    so the gradient also flows across ranks. Input [N, C] or [N, C, *]; in eval mode, or in one process,
+    it is a plain BatchNorm. Two all-reduces per layer and forward (mean, then centred squares: no
+    cancellation), two in the backward."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected [N, C] or [N, C, *] input, got {input.dim()}-D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        self._check_input_dim(x)
+        dims = [0, *range(2, x.dim())]
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        count = torch.tensor([x.numel() // x.shape[1]], dtype=torch.float64, device=x.device)
+        dist.all_reduce(count)
+        n = float(count)
+        mean = all_reduce(x.sum(dims)) / n
+        centred = x - mean.view(shape)
+        var = all_reduce((centred * centred).sum(dims)) / n
+        y = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                self.running_mean.lerp_(mean.detach(), factor)
+                self.running_var.lerp_(var.detach() * (n / max(n - 1.0, 1.0)), factor)
+        return y
+
+
+def convert_global_batchnorm(module: nn.Module) -> nn.Module:
+    """``module`` with every BatchNorm layer replaced by a :class:`GlobalBatchNorm` holding the same
+    parameters and statistics (same state-dict keys); in place below the root, like
+    ``nn.SyncBatchNorm.convert_sync_batchnorm``."""
+    out = module
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
+        out = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                              module.track_running_stats)
+        if module.affine:
+            with torch.no_grad():
+                out.weight = module.weight
+                out.bias = module.bias
+        if module.track_running_stats:
+            out.running_mean, out.running_var = module.running_mean, module.running_var
+            out.num_batches_tracked = module.num_batches_tracked
+        out.train(module.training)
+    for name, child in module.named_children():
+        out.add_module(name, convert_global_batchnorm(child))
+    return out
 
 
 def broadcast_floats(values: list[float], device: torch.device) -> list[float]:

@@ -178,10 +178,12 @@ class Trainer:
         self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
-        if self.dist.enabled and self.device.type == "cuda":
-            # BatchNorm over the global batch, as in one process (the BN neck standardises over it);
-            # SyncBatchNorm runs on CUDA only, so on CPU (gloo) each rank normalises its own share.
-            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        if self.dist.enabled:
+            # BatchNorm over the global batch, as in one process: the BN neck would otherwise standardise
+            # over P/W identities. PyTorch's SyncBatchNorm on CUDA; it does not run on CPU, where
+            # GlobalBatchNorm all-reduces the statistics over gloo.
+            self.model = (nn.SyncBatchNorm.convert_sync_batchnorm(self.model) if self.device.type == "cuda"
+                          else distributed.convert_global_batchnorm(self.model))
         self.model.to(self.device, memory_format=self.memory_format)
         self.gather = self.dist.enabled and cfg.gather
         self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model
@@ -270,12 +272,11 @@ class Trainer:
         world, p = self.dist.world_size, self.sampler.p
         _check_split(p, world, self.gather or self.cfg.loss != "triplet")  # P may have been clamped
         self.sampler = RankSplitSampler(self.sampler, self.dist.rank, world)
-        sync_bn = "synchronised (SyncBatchNorm)" if self.device.type == "cuda" else \
-            "per process (SyncBatchNorm needs CUDA)"
+        sync_bn = "SyncBatchNorm" if self.device.type == "cuda" else "GlobalBatchNorm"
         log(f"data-parallel: {world} processes ({'nccl' if self.device.type == 'cuda' else 'gloo'}), each "
             f"{p // world} of the P={p} identities per step; mining over "
             + ("the all-gathered global batch" if self.gather else "each process's own share")
-            + f"; BatchNorm statistics {sync_bn}")
+            + f"; BatchNorm statistics over the global batch ({sync_bn})")
 
     # ----------------------------------------------------------------------------- data per epoch
 

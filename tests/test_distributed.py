@@ -1,22 +1,17 @@
 """Data-parallel training under torchrun: 2 CPU processes (gloo) against 1 process at the same global batch.
 
-Two comparisons, each with the tolerance it can honestly have:
+The 2-process run computes the same function as the 1-process run: the global P x K batch split by
+rank, embeddings all-gathered for mining, BatchNorm statistics all-reduced (GlobalBatchNorm, since
+SyncBatchNorm is CUDA-only). Augmentation is switched off in these comparisons (each process draws its
+own, by design). What remains is float32 rounding: convolutions on 8 instead of 16 images, sums in
+another order (all-reduce of two halves, BN statistics). Tolerances, with the figures measured here:
 
-* exact: a backbone without BatchNorm (timm ``test_convnext``, LayerNorm) and no augmentation. Then the
-  2-process run computes the same function as the 1-process run; what differs is float32 rounding (the
-  convolutions on 8 instead of 16 images, the order of the gradient sum in DDP's all-reduce), which AdamW
-  carries along. Measured: losses equal to 6 digits, weights within 1.1e-7 after 4 steps (incl. a resume);
-  asserted: losses within 1e-5 relative, weights within 1e-5.
-* the default model (ResNet-18 with BatchNorm, BN neck) with augmentation, launched as a user would.
-  Each process normalises with the statistics of its own 8 images (2 identities) instead of all 16
-  (SyncBatchNorm is CUDA-only; gloo cannot run it) and draws its own augmentations. That changes the
-  first loss, before any update, by ~10% (measured 0.777 vs 0.868); batch-hard mining picks the extreme
-  pairs, so later steps differ by up to 25% (measured). Asserted: step 1 within 20%, every step within
-  35%, the mean of the 3-step curve within 10% (measured 1%). Weights are not comparable element by
-  element: AdamW's first steps move every weight by ~lr in the sign of its gradient, and those signs
-  follow the BatchNorm noise (the two displacements have cosine 0.02), so only Adam's bound is asserted:
-  no weight apart by more than 2 x steps x lr (measured 0.004 <= 0.006); BN running statistics are
-  rank 0's own and not compared.
+* losses (every epoch's mean, across a ``--resume``): 1e-5 relative (measured <= 5e-7);
+* weights: 1e-4 absolute (measured <= 3.1e-5: AdamW's first steps divide each gradient by its own
+  magnitude, so rounding in a small gradient becomes rounding in a step of ~lr);
+* except the projection bias in front of the BN neck (``head.bias``) and the neck's running mean that
+  tracks it: BatchNorm subtracts the mean, so that bias has an exactly zero gradient and AdamW turns its
+  rounding noise into full steps of ~lr (measured 8.9e-4); only AdamW's bound, 2 x steps x lr, holds.
 """
 
 from __future__ import annotations
@@ -107,13 +102,17 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["model"]
 
 
-def _max_weight_diff(a: Path, b: Path, params_only: bool = False) -> float:
-    """Largest absolute difference of the floating-point model tensors (``params_only``: without BN
-    running statistics)."""
+ZERO_GRADIENT = ("head.bias", "neck.running_mean")  # a bias in front of BatchNorm, and the mean that tracks it
+
+
+def _assert_weights_match(a: Path, b: Path, steps: int, lr: float) -> None:
+    """Every floating-point model tensor within 1e-4; those of :data:`ZERO_GRADIENT` within AdamW's bound."""
     wa, wb = _weights(a), _weights(b)
     assert wa.keys() == wb.keys()
-    keys = [k for k in wa if wa[k].is_floating_point() and not (params_only and "running_" in k)]
-    return max(float((wa[k].float() - wb[k].float()).abs().max()) for k in keys)
+    for key in wa:
+        if wa[key].is_floating_point():
+            bound = 2 * steps * lr if key in ZERO_GRADIENT else 1e-4
+            assert float((wa[key] - wb[key]).abs().max()) <= bound, key
 
 
 # ----------------------------------------------------------------------------------------------- no processes
@@ -193,13 +192,14 @@ def test_bad_split_is_one_error_line_on_rank_zero_only(synth_root: Path, tmp_pat
 # ----------------------------------------------------------------------------------------------- 2 processes
 
 
-def test_two_processes_match_one_exactly_without_batchnorm_and_resume(synth_root: Path, tmp_path: Path, monkeypatch):
-    """1 + 2 epochs (resumed) on 2 processes == the same on 1 process; rank 1 prints and writes nothing."""
+def test_two_processes_match_one_and_resume(synth_root: Path, tmp_path: Path, monkeypatch):
+    """ResNet-18 with the BN neck, 1 + 1 epochs (resumed) on 2 processes == the same on 1 process;
+    rank 1 prints and writes nothing."""
     entry, runs, record = tmp_path / "entry.py", tmp_path / "runs", tmp_path / "record"
     entry.write_text(ENTRY)
     record.mkdir()
     out = runs / "ddp" / "m.pth"
-    args = ["train", "--data", str(synth_root / "train"), "--backbone", "test_convnext", "--neck", "none",
+    args = ["train", "--data", str(synth_root / "train"), "--backbone", "resnet18", "--neck", "bn",
             "--miner", "batch_hard", "--steps-per-epoch", "2", "--out", str(out), *TINY]
     env = {"NO_AUGMENTATION": "1", "WATCH_DIR": str(runs), "RECORD_DIR": str(record)}
     _ok(_torchrun(args + ["--epochs", "1"], tmp_path, entry, env))
@@ -209,7 +209,9 @@ def test_two_processes_match_one_exactly_without_batchnorm_and_resume(synth_root
     assert {Path(p).name for e, p in rank0["writes"] if e == "os.rename"} == {"m.pth", "m.last.pth", "history.json"}
     proc = _torchrun(args + ["--epochs", "2", "--resume"], tmp_path, entry, env)
     _ok(proc)
-    assert "resumed from" in proc.stdout and "data-parallel: 2 processes (gloo), each 2 of the P=4" in proc.stdout
+    assert "resumed from" in proc.stdout
+    assert ("data-parallel: 2 processes (gloo), each 2 of the P=4 identities per step; mining over the "
+            "all-gathered global batch; BatchNorm statistics over the global batch (GlobalBatchNorm)") in proc.stdout
     assert json.loads((record / "rank1.json").read_text()) == {"writes": [], "stdout": ""}
     assert sorted(p.name for p in out.parent.iterdir()) == ["history.json", "m.last.pth", "m.pth"]
 
@@ -218,7 +220,7 @@ def test_two_processes_match_one_exactly_without_batchnorm_and_resume(synth_root
 
     monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False: model_mod.build_transform(spec))
     one = tmp_path / "one" / "m.pth"
-    kw = dict(backbone="test_convnext", neck="none", miner="batch_hard", steps_per_epoch=2)
+    kw = dict(backbone="resnet18", neck="bn", miner="batch_hard", steps_per_epoch=2)
     train(_cfg(synth_root / "train", one, epochs=1, **kw), log=lambda s: None)
     train(_cfg(synth_root / "train", one, epochs=2, resume=True, **kw), log=lambda s: None)
 
@@ -226,7 +228,7 @@ def test_two_processes_match_one_exactly_without_batchnorm_and_resume(synth_root
     assert [h["epoch"] for h in h2] == [1, 2] and [h["steps"] for h in h2] == [2, 2]
     for key in CURVE_KEYS:
         np.testing.assert_allclose([h[key] for h in h2], [h[key] for h in h1], rtol=1e-5, atol=1e-7, err_msg=key)
-    assert _max_weight_diff(last_checkpoint_path(out), last_checkpoint_path(one)) < 1e-5
+    _assert_weights_match(last_checkpoint_path(out), last_checkpoint_path(one), steps=4, lr=1e-3)
 
 
 def test_arcface_class_weights_stay_in_sync(synth_root: Path, tmp_path: Path, monkeypatch):
@@ -250,7 +252,7 @@ def test_arcface_class_weights_stay_in_sync(synth_root: Path, tmp_path: Path, mo
     w2, w1 = (torch.load(last_checkpoint_path(p), weights_only=True)["criterion"]["weight"] for p in (out, one))
     assert float((w2 - w1).abs().max()) < 1e-5
     assert float((w2 - w1).abs().max()) < 1e-3 * float((w1 - _initial_class_weights(w1.shape)).abs().max())
-    assert _max_weight_diff(last_checkpoint_path(out), last_checkpoint_path(one)) < 1e-5
+    _assert_weights_match(last_checkpoint_path(out), last_checkpoint_path(one), steps=2, lr=1e-3)
 
 
 def _initial_class_weights(shape: torch.Size) -> torch.Tensor:
@@ -262,25 +264,6 @@ def _initial_class_weights(shape: torch.Size) -> torch.Tensor:
     seed_everything(0)
     build_model("test_convnext", 16, image_size=32)
     return MarginSoftmaxLoss(shape[0], shape[1]).weight.detach()
-
-
-def test_two_processes_follow_one_with_batchnorm(synth_root: Path, tmp_path: Path):
-    """``torchrun -m facelib train``: ResNet-18, BN neck, augmentation; the loss curve within 10%."""
-    out = tmp_path / "ddp" / "m.pth"
-    args = ["train", "--data", str(synth_root / "train"), "--backbone", "resnet18", "--neck", "bn",
-            "--epochs", "3", "--steps-per-epoch", "1", "--out", str(out), *TINY]
-    proc = _torchrun(args, tmp_path)
-    _ok(proc)
-    assert proc.stdout.count("epoch 3/3") == 1  # rank 0 alone logs
-    one = tmp_path / "one" / "m.pth"
-    train(_cfg(synth_root / "train", one, backbone="resnet18", neck="bn", epochs=3, steps_per_epoch=1),
-          log=lambda s: None)
-    l2, l1 = (np.array([h["loss"] for h in _history(path)]) for path in (out, one))
-    assert len(l2) == 3 and [h["steps"] for h in _history(out)] == [1, 1, 1]
-    np.testing.assert_allclose(l2[0], l1[0], rtol=0.20)
-    np.testing.assert_allclose(l2, l1, rtol=0.35)
-    np.testing.assert_allclose(l2.mean(), l1.mean(), rtol=0.10)
-    assert _max_weight_diff(last_checkpoint_path(out), last_checkpoint_path(one), params_only=True) <= 2 * 3 * 1e-3
 
 
 def test_no_gather_time_budget_and_validation_on_rank_zero(synth_root: Path, tmp_path: Path):
