@@ -149,8 +149,8 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     """BatchNorm whose training statistics are over the batches of all ranks, on any backend (gloo on CPU
     included, where ``nn.SyncBatchNorm`` does not run): the per-channel sums are all-reduced with autograd,
     so the gradient also flows across ranks. Input [N, C] or [N, C, *]; in eval mode, or in one process,
-    it is a plain BatchNorm. Two all-reduces per layer and forward (mean, then centred squares: no
-    cancellation), two in the backward."""
+    it is a plain BatchNorm. Three small all-reduces per layer in the forward (count, mean, then centred
+    squares: no cancellation), two in the backward."""
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
         if input.dim() < 2:
@@ -191,9 +191,7 @@ def convert_global_batchnorm(module: nn.Module) -> nn.Module:
         out = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
                               module.track_running_stats)
         if module.affine:
-            with torch.no_grad():
-                out.weight = module.weight
-                out.bias = module.bias
+            out.weight, out.bias = module.weight, module.bias
         if module.track_running_stats:
             out.running_mean, out.running_var = module.running_mean, module.running_var
             out.num_batches_tracked = module.num_batches_tracked

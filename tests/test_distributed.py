@@ -172,6 +172,25 @@ def test_gather_with_grad_sends_back_this_ranks_rows_times_world(monkeypatch):
     assert torch.equal(distributed.gather(torch.tensor([1, 2])), torch.tensor([5, 7, 1, 2]))
 
 
+def test_global_batchnorm_is_batchnorm_in_one_process():
+    """Conversion keeps parameters, statistics and state-dict keys; without a process group it computes
+    exactly what BatchNorm computes, in training (batch statistics, running update) and eval mode."""
+    torch.manual_seed(0)
+    plain = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 6 * 6, 5), torch.nn.BatchNorm1d(5))
+    import copy
+
+    converted = distributed.convert_global_batchnorm(copy.deepcopy(plain))
+    assert [type(m).__name__ for m in converted] == ["Conv2d", "GlobalBatchNorm", "Flatten", "Linear",
+                                                     "GlobalBatchNorm"]
+    assert converted.state_dict().keys() == plain.state_dict().keys()
+    x = torch.randn(6, 3, 8, 8)
+    assert torch.equal(converted(x), plain(x))
+    assert torch.equal(converted[4].running_var, plain[4].running_var) and int(converted[1].num_batches_tracked) == 1
+    converted.eval(), plain.eval()
+    assert torch.equal(converted(x), plain(x))
+
+
 @pytest.mark.parametrize("rank", ["0", "1"])
 def test_bad_split_is_one_error_line_on_rank_zero_only(synth_root: Path, tmp_path: Path, monkeypatch, capsys, rank):
     """Checked before the process group is joined, so no rank waits for the others."""
