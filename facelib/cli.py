@@ -290,8 +290,8 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
     except FacelibError as e:
         if os.environ.get("FACELIB_DEBUG"):
             raise
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank meets the error; one says it
-            print(f"error: {e}", file=sys.stderr)
+        if os.environ.get("WORLD_SIZE", "1") in ("", "1") or os.environ.get("RANK", "0") == "0":
+            print(f"error: {e}", file=sys.stderr)  # under torchrun every rank meets the error; rank 0 says it
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

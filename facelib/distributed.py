@@ -1,5 +1,5 @@
-"""Data-parallel training over processes (``torchrun``): the environment, the process group, and the
-collectives the training loop needs.
+"""Data-parallel training over processes (``torchrun``): the environment, the process group, the
+collectives the training loop needs, and a BatchNorm with statistics over all ranks for CPU.
 
 ``torchrun`` starts one process per device and sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``;
 :func:`env_from` reads them and :func:`init_process_group` joins the group (NCCL on CUDA, each rank
@@ -48,12 +48,15 @@ class DistEnv:
 
 
 def env_from(environ: Mapping[str, str] | None = None) -> DistEnv:
-    """The torchrun variables ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK`` (defaults: one process).
+    """The torchrun variables ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK`` (defaults: one process). Without
+    ``WORLD_SIZE`` > 1 it is one process, whatever ``RANK`` says (other launchers set it too).
 
     Raises :class:`ConfigError` for values that are not integers or not consistent."""
     environ = os.environ if environ is None else environ
     try:
-        world = int(environ.get("WORLD_SIZE", "1"))
+        world = int(environ.get("WORLD_SIZE") or "1")
+        if world == 1:
+            return DistEnv()
         rank = int(environ.get("RANK", "0"))
         local = int(environ.get("LOCAL_RANK", str(rank)))
     except ValueError:

@@ -142,6 +142,7 @@ def test_rank_split_is_the_global_batch_in_rank_order():
 
 def test_env_from_reads_torchrun_variables():
     assert distributed.env_from({}) == distributed.DistEnv(0, 1, 0)
+    assert distributed.env_from({"RANK": "3", "WORLD_SIZE": "1"}) == distributed.DistEnv(0, 1, 0)
     env = distributed.env_from({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"})
     assert (env.rank, env.world_size, env.local_rank, env.enabled, env.is_main) == (3, 4, 1, True, False)
     assert distributed.device_for(env, torch.device("cuda")) == torch.device("cuda", 1)
