@@ -93,6 +93,9 @@ def add_train_args(p: argparse.ArgumentParser, data_default: str = "train") -> N
     g.add_argument("--compile", action="store_true", help="torch.compile the model (opt-in)")
     g.add_argument("--resume", action="store_true", help="continue from <out stem>.last.pth")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    g.add_argument("--gather", action=argparse.BooleanOptionalAction, default=_default("gather"),
+                   help="under torchrun: mine triplets over the global batch, all-gathered from every process; "
+                        "--no-gather: each process mines its own share (default: gather; no effect in one process)")
 
 
 def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
@@ -104,7 +107,7 @@ def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
         p=a.p, k=a.k, distance=a.distance, min_photos=a.min_photos, soft_margin=a.soft_margin, clean_fraction=a.clean_fraction,
         include_distortions=a.include_distortions, steps_per_epoch=a.steps_per_epoch, amp=a.amp,
         compile=a.compile, resume=a.resume, progress=a.progress, max_seconds=a.max_seconds, loss=a.loss,
-        class_margin=a.class_margin, class_scale=a.class_scale,
+        class_margin=a.class_margin, class_scale=a.class_scale, gather=a.gather,
     )
     if a.recipe != "original":
         kw.update(warmup=a.warmup, grad_clip=a.grad_clip, patience=a.patience)
@@ -415,7 +418,8 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
     except FacelibError as e:
         if os.environ.get("FACELIB_DEBUG"):
             raise
-        print(f"error: {e}", file=sys.stderr)
+        if os.environ.get("WORLD_SIZE", "1") in ("", "1") or os.environ.get("RANK", "0") == "0":
+            print(f"error: {e}", file=sys.stderr)  # under torchrun every rank meets the error; rank 0 says it
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -73,6 +73,7 @@ class TrainConfig:
     resume: bool = False
     patience: int | None = 5
     progress: bool = True
+    gather: bool = True  # under torchrun: mine the all-gathered global batch (False: each process its own share)
 
     def __post_init__(self) -> None:
         self.validate()

@@ -198,6 +198,41 @@ class PKSampler(torch.utils.data.Sampler[list[int]]):
         return out
 
 
+class RankSplitSampler(torch.utils.data.Sampler[list[int]]):
+    """This rank's share of a :class:`PKSampler`'s batches, for data-parallel training.
+
+    Every rank draws the same global batch of P identities x K images from ``(seed, epoch)``
+    and keeps identities ``[rank * P/W, (rank + 1) * P/W)`` of it (K images each, ``P*K/W``
+    indices). So the ranks see disjoint identities at each step, and the global batch, and with
+    it the run, does not depend on the number of processes ``W``. Requires ``P % W == 0``.
+    """
+
+    def __init__(self, sampler: PKSampler, rank: int, world_size: int):
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not within a world of {world_size}")
+        if sampler.p % world_size:
+            raise ValueError(f"P={sampler.p} identities per batch cannot be split evenly over {world_size} "
+                             "processes")
+        self.sampler, self.rank, self.world_size = sampler, int(rank), int(world_size)
+        self.share = sampler.p // world_size * sampler.k
+
+    @property
+    def epoch(self) -> int:
+        return self.sampler.epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch of the underlying sampler."""
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        lo = self.rank * self.share
+        for batch in self.sampler:
+            yield batch[lo:lo + self.share]
+
+
 def original_triplets(labels: Sequence[int], rng: np.random.Generator) -> np.ndarray:
     """The seed recipe's random triplets: (N', 3) int64 rows ``(anchor, positive, negative)``.
 

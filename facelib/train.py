@@ -3,6 +3,10 @@
 Per epoch it logs ``loss``, ``active_fraction``, ``pos_dist``, ``neg_dist``, ``spread`` and
 validation figures to ``history.json`` next to the checkpoint, keeps the best checkpoint,
 and writes ``<out stem>.last.pth`` with everything ``--resume`` needs.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the same loop runs data-parallel (:mod:`facelib.distributed`):
+each rank embeds its share of the global P x K batch, mining sees the all-gathered global batch
+(``cfg.gather``), and rank 0 alone logs, validates and writes files.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from facelib import distributed
 from facelib.config import TrainConfig
 from facelib.data import FaceFolder, ImageDataset, scan_folder
 from facelib.embed import autocast_dtype, embed_folder, resolve_device
-from facelib.errors import CheckpointError, DataError
+from facelib.errors import CheckpointError, ConfigError, DataError
 from facelib.io import write_json
 from facelib.model import (
     ModelSpec,
@@ -55,6 +60,27 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def _quiet(message: str) -> None:
+    """The log of ranks other than 0."""
+
+
+def rank_seed(seed: int, epoch: int, rank: int | None = None) -> int:
+    """A 63-bit seed from (seed, epoch[, rank]): per-epoch seeds under data-parallel training."""
+    key = [seed, epoch] if rank is None else [seed, epoch, rank]
+    return int(np.random.SeedSequence(key).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def _check_split(p: int, world: int, global_batch: bool) -> None:
+    """P identities per step must split evenly over the processes; a process mining its own share
+    (``global_batch`` False) needs two identities of it for negatives."""
+    if p % world:
+        raise ConfigError(f"P={p} identities per batch cannot be split evenly over {world} processes: "
+                          f"use a P that is a multiple of {world}")
+    if not global_batch and p // world < 2:
+        raise ConfigError(f"with --no-gather each process mines its own P/{world}={p // world} identities, "
+                          f"which have no negatives: use P >= {2 * world} or leave gathering on")
 
 
 def last_checkpoint_path(out: str | Path) -> Path:
@@ -114,11 +140,23 @@ class Trainer:
     """Holds the state of one run. Public parts: :meth:`batches` (an epoch's batches),
     :meth:`step` (one optimisation step), :meth:`fit` (the epochs, with history, checkpoints,
     validation, early stop and the ``max_seconds`` budget); :func:`train` is the usual entry point.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1; the process group is joined here if it is not yet) it
+    trains with DistributedDataParallel; ``log`` is called on rank 0 only.
     """
 
     def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print):
-        self.cfg, self.log = cfg, log
-        self.device = resolve_device(cfg.device)
+        env = distributed.env_from()
+        self.device = distributed.device_for(env, resolve_device(cfg.device))
+        if env.enabled:  # before joining the group, so a bad setting stops every rank at once
+            if cfg.sampler != "pk":
+                raise ConfigError("data-parallel training needs the P x K sampler; the original recipe "
+                                  "(--sampler triplets) runs in one process")
+            _check_split(cfg.p, env.world_size, cfg.gather or cfg.loss != "triplet")
+        distributed.init_process_group(env, self.device)
+        self.dist = distributed.current()
+        self.cfg, self.log = cfg, log if self.dist.is_main else _quiet
+        log = self.log
         seed_everything(cfg.seed)
         self.folder: FaceFolder = scan_folder(cfg.data, include_distortions=cfg.include_distortions)
         log(self.folder.report.summary())
@@ -140,8 +178,22 @@ class Trainer:
         self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
+        if self.dist.enabled:
+            # BatchNorm over the global batch, as in one process: the BN neck would otherwise standardise
+            # over P/W identities. PyTorch's SyncBatchNorm on CUDA; it does not run on CPU, where
+            # GlobalBatchNorm all-reduces the statistics over gloo.
+            self.model = (nn.SyncBatchNorm.convert_sync_batchnorm(self.model) if self.device.type == "cuda"
+                          else distributed.convert_global_batchnorm(self.model))
         self.model.to(self.device, memory_format=self.memory_format)
-        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.gather = self.dist.enabled and cfg.gather
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.forward = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:
+            self.forward = torch.compile(self.forward)
         self.images = ImageDataset(self.folder.paths, self.labels, build_transform(self.spec, train=True))
 
         from facelib.losses import MarginSoftmaxLoss, TripletLoss
@@ -178,6 +230,8 @@ class Trainer:
             if few:
                 log(f"P x K sampler: {len(few)} identities with fewer than {cfg.min_photos} photos are not drawn as "
                     f"batch identities (--min-photos {cfg.min_photos})")
+            if self.dist.enabled:
+                self._split_sampler(log)
             self.steps_per_epoch = len(self.sampler)
             what = f"miner {cfg.miner}, margin {cfg.margin}" if cfg.loss == "triplet" else f"loss {cfg.loss}"
             log(f"P x K batches: P={cfg.p} identities x K={cfg.k} images, {self.steps_per_epoch} steps per epoch, "
@@ -216,6 +270,19 @@ class Trainer:
         if cfg.resume:
             self._resume()
 
+    def _split_sampler(self, log: Callable[[str], None]) -> None:
+        """Give this rank its share of each global P x K batch; check the split works for the miner."""
+        from facelib.samplers import RankSplitSampler
+
+        world, p = self.dist.world_size, self.sampler.p
+        _check_split(p, world, self.gather or self.cfg.loss != "triplet")  # P may have been clamped
+        self.sampler = RankSplitSampler(self.sampler, self.dist.rank, world)
+        sync_bn = "SyncBatchNorm" if self.device.type == "cuda" else "GlobalBatchNorm"
+        log(f"data-parallel: {world} processes ({'nccl' if self.device.type == 'cuda' else 'gloo'}), each "
+            f"{p // world} of the P={p} identities per step; mining over "
+            + ("the all-gathered global batch" if self.gather else "each process's own share")
+            + f"; BatchNorm statistics over the global batch ({sync_bn})")
+
     # ----------------------------------------------------------------------------- data per epoch
 
     def _epoch_triplets(self, epoch: int) -> np.ndarray:
@@ -230,6 +297,11 @@ class Trainer:
         common: dict[str, Any] = dict(num_workers=cfg.workers, pin_memory=self.device.type == "cuda")
         if cfg.workers > 0:
             common["prefetch_factor"] = 4
+        if self.dist.enabled:
+            # augmentation draws per rank and epoch (so a resumed run repeats them), random mining per
+            # epoch and the same on every rank (it picks triplets of the global batch)
+            torch.manual_seed(rank_seed(cfg.seed, epoch, self.dist.rank))
+            self._mining_generator = torch.Generator(self.device).manual_seed(rank_seed(cfg.seed, epoch))
         if self.sampler is not None:
             # One loader for the whole run, so worker processes persist across epochs; the batch
             # sampler runs in this process, so set_epoch still decides each epoch's batches.
@@ -237,7 +309,7 @@ class Trainer:
             if self._pk_loader is None:
                 self._pk_loader = torch.utils.data.DataLoader(
                     self.images, batch_sampler=self.sampler, persistent_workers=cfg.workers > 0,
-                    generator=torch.Generator().manual_seed(cfg.seed), **common)
+                    generator=torch.Generator().manual_seed(cfg.seed + self.dist.rank), **common)
             return (Batch(x, y) for x, y in self._pk_loader)
         triplets = self._epoch_triplets(epoch)[: self.steps_per_epoch * self.triplet_batch]
         loader = torch.utils.data.DataLoader(
@@ -261,7 +333,11 @@ class Trainer:
     def step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One optimisation step: forward, mine (unless the batch carries its triplets), loss, backward,
         clip, AdamW at :meth:`learning_rate`. Returns detached 0-d tensors on the device (``loss``,
-        ``spread`` and the loss's own statistics); nothing is copied to the host, so a GPU never waits."""
+        ``spread`` and the loss's own statistics); nothing is copied to the host, so a GPU never waits.
+
+        Data-parallel with ``gather``: the ranks' embeddings [B/W, D] and labels are all-gathered into
+        the global batch [B, D], which every rank mines and scores alike; each back-propagates through
+        its own rows."""
         from facelib.losses import embedding_spread
 
         x = batch.images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
@@ -274,17 +350,25 @@ class Trainer:
             else:
                 emb = self.forward(x)
         emb = emb.float()
+        mining: dict[str, Any] = {}
+        if self.dist.enabled:
+            mining["generator"] = self._mining_generator
+        if self.gather:
+            emb, y = distributed.gather_with_grad(emb), distributed.gather(y)
         if self.cfg.loss == "triplet":
             if batch.triplets is not None:
                 a, p, n = (t.to(self.device) for t in batch.triplets)
             else:
-                a, p, n = self.miner(emb.detach(), y, margin=self.cfg.margin, distance=self.cfg.distance)
+                a, p, n = self.miner(emb.detach(), y, margin=self.cfg.margin, distance=self.cfg.distance,
+                                     **mining)
             loss, stats = self.criterion(emb, a, p, n)
         else:
             loss, stats = self.criterion(emb, y)
         self.optimizer.zero_grad(set_to_none=True)
         if loss.requires_grad:
             self.scaler.scale(loss).backward()
+            if self.dist.enabled:  # the ArcFace/CosFace class weights live outside the DDP module
+                distributed.average_gradients(self.criterion.parameters())
             if self.cfg.grad_clip:
                 self.scaler.unscale_(self.optimizer)
                 nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], self.cfg.grad_clip)
@@ -319,7 +403,8 @@ class Trainer:
             sums: dict[str, torch.Tensor] = {}
             steps = n_images = 0
             batches: Iterable[Batch] = self.batches(epoch)
-            if cfg.progress:
+            progress = cfg.progress and self.dist.is_main
+            if progress:
                 from tqdm.auto import tqdm
 
                 batches = tqdm(batches, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -335,16 +420,22 @@ class Trainer:
                 if on_step_end is not None:
                     on_step_end({"epoch": epoch + 1, "step": steps, **{k: float(v) for k, v in stats.items()}})
                 self.elapsed = elapsed0 + time.perf_counter() - t0
+                if self.dist.enabled and cfg.max_seconds:  # rank 0's clock: same schedule, same last step
+                    self.elapsed = distributed.broadcast_floats([self.elapsed], self.device)[0]
                 if self.out_of_time():
                     break
-            if cfg.progress:
+            if progress:
                 batches.close()  # type: ignore[union-attr]
             seconds = time.perf_counter() - t0
+            if self.dist.enabled:  # the ranks' means (identical already when mining the gathered batch)
+                keys = sorted(sums)
+                sums = dict(zip(keys, distributed.average(torch.stack([sums[k].float() for k in keys]))))
+                n_images *= self.dist.world_size
             entry: dict[str, Any] = {"epoch": epoch + 1}
             entry.update({k: float(v) / max(1, steps) for k, v in sums.items() if k in STAT_KEYS})
             entry.update(lr=self.learning_rate(), seconds=seconds, images_per_sec=n_images / max(seconds, 1e-9),
                          steps=steps)
-            if self.val_folder is not None:
+            if self.val_folder is not None and self.dist.is_main:
                 entry.update(self._validate())
             self.history.append(entry)
             self.log(self._epoch_line(entry))
@@ -354,10 +445,14 @@ class Trainer:
                 self.warnings.append(msg)
                 self.log(msg)
             improved = self._track_best(entry)
-            self._save(epoch + 1, improved)
+            if self.dist.is_main:
+                self._save(epoch + 1, improved)
             if on_epoch_end is not None:
                 on_epoch_end(entry)
-            if cfg.patience and self.bad_epochs >= cfg.patience:
+            stop = bool(cfg.patience and self.bad_epochs >= cfg.patience)
+            if self.dist.enabled:  # rank 0 alone validated: its decision holds for all
+                stop = bool(distributed.broadcast_floats([float(stop)], self.device)[0])
+            if stop:
                 self.log(f"early stop: no validation improvement for {cfg.patience} epochs "
                          f"(best top-1 {self.best_score:.3f} at epoch {self.best_epoch})")
                 stopped_early = True
@@ -474,5 +569,12 @@ def train(
 
     ``on_epoch_end(entry)`` gets each epoch's history entry, ``on_step_end(stats)`` each step's
     loss / active_fraction / pos_dist / neg_dist / spread (for live plots).
+
+    Under ``torchrun`` it joins the process group, trains data-parallel and leaves the group at the end.
     """
-    return Trainer(cfg, log=log).fit(on_epoch_end, on_step_end)
+    joined = distributed.current().enabled
+    try:
+        return Trainer(cfg, log=log).fit(on_epoch_end, on_step_end)
+    finally:
+        if not joined:
+            distributed.destroy_process_group()

@@ -60,7 +60,7 @@ TINY_TRAIN = ["--image-size", "32", "--no-pretrained", "--backbone", "resnet18",
 
 
 @pytest.mark.parametrize("flags, expect", [
-    (["--loss", "triplet", "--neck", "bn"], ["neck bn", "miner batch_hard"]),
+    (["--loss", "triplet", "--neck", "bn", "--miner", "batch_hard"], ["neck bn", "miner batch_hard"]),
     (["--loss", "arcface", "--neck", "none", "--class-scale", "16"], ["arcface head", "margin 0.5, scale 16.0"]),
     (["--loss", "cosface", "--class-margin", "0.2"], ["cosface head", "margin 0.2, scale 30.0"]),
     (["--max-seconds", "1", "--epochs", "100"], ["time budget: 1 s", "time budget of 1 s spent"]),
