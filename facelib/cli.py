@@ -298,6 +298,13 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def add_inference_args(p: argparse.ArgumentParser) -> None:
+    """Batch size, DataLoader workers and device of a command that embeds images."""
+    p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2, help="(default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from facelib import __version__
 
@@ -323,9 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="tb_model.pth", help="model checkpoint (default: %(default)s)")
     p.add_argument("--data", required=True, help="FACECOM-layout folder to embed")
     p.add_argument("--out", required=True, help="output .npz file")
-    p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2, help="(default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
+    add_inference_args(p)
     p.set_defaults(func=cmd_embed)
 
     from facelib.recognize import ENROLL_MODES
@@ -343,9 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=ENROLL_MODES, default="mean",
                    help="mean = one row per identity (mean of its clean photos); all = one row per photo, an "
                         "identity scores its best photo (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2, help="(default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
+    add_inference_args(p)
     p.set_defaults(func=cmd_enroll)
 
     p = sub.add_parser("identify", help="name the people in photos against an enrolled gallery",
@@ -358,9 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=1, help="identities listed per photo (default: %(default)s)")
     p.add_argument("--json", action="store_true",
                    help='one JSON object per line: {"path", "identity" (null if unknown), "score", "top"}')
-    p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2, help="(default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
+    add_inference_args(p)
     p.set_defaults(func=cmd_identify)
 
     from facelib.export import EXPORT_FORMATS
