@@ -26,9 +26,9 @@ def test_smoke_profile_beats_pixel_baseline(tmp_path_factory):
     report = run_test(EvalConfig(data=str(root / "data" / "val"), train_data=str(root / "data" / "train"),
                                  checkpoint=cfg.out, out=str(root / "report"), workers=0),
                       print_report=False, log=lambda s: None)
-    model = report.results["cross-photo"]["top1"]
-    pixel = report.baselines["cross-photo"]["top1"]
-    chance = 1 / report.results["cross-photo"]["n_gallery"]
+    model = report.results["cross-photo"].top1
+    pixel = report.baselines["cross-photo"].top1
+    chance = 1 / report.results["cross-photo"].n_gallery
     assert report.metrics["protocol"] == "cross-photo"
     assert pixel > 2 * chance  # the baseline is not trivial ...
     assert model > pixel + 0.05 and model > 1.25 * pixel, (model, pixel)  # ... and the model beats it clearly
