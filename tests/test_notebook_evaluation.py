@@ -50,3 +50,20 @@ def test_classification_table(synth_root, tiny_checkpoint, tmp_path):
     f1 = [r[3] for r in t.rows[:3]]
     assert f1 == sorted(f1)
     assert f"{report.primary['top1']:.3f}" in t.title
+
+
+def test_cross_photo_scores_hide_the_own_photo_and_match_the_library():
+    from facelib.evaluate import EmbeddingSet, cross_photo_protocol
+    from facelib.metrics import l2_normalize
+
+    rng = np.random.default_rng(0)
+    ids = np.repeat(["a", "b", "c"], 4)
+    photos = np.array([f"{i}/{j // 2}" for i, j in zip(ids, range(12))])  # 2 photos per identity
+    dist = np.tile(["", "foggy"], 6)
+    emb = l2_normalize(rng.normal(size=(12, 8)) + 3 * (ids[:, None] == np.array(["a", "b", "c"])).repeat(3, 1)[:, :8])
+    s = EmbeddingSet(emb, ids, photos, dist, [f"{k}.jpg" for k in range(12)])
+    scores, q, g = nb.cross_photo_scores(s)
+    assert len(q) == 12 and len(g) == 6 and scores.shape == (12, 6)
+    assert np.all(np.isneginf(scores[s.photos[q][:, None] == s.photos[g][None, :]]))
+    top1 = np.mean(s.identities[g][scores.argmax(1)] == s.identities[q])
+    assert top1 == pytest.approx(cross_photo_protocol(s, gallery="all")["top1"])

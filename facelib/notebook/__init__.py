@@ -22,6 +22,7 @@ from facelib.notebook.evaluation import (
     choose_thresholds,
     classification_table,
     cmc_figure,
+    cross_photo_scores,
     ensure_checkpoint,
     pixel_verification,
     protocol_table,
@@ -60,5 +61,5 @@ __all__ = [
     "mining_table", "triplet_diagram_figure", "mining_figure", "difficulty_histogram_figure", "toy_training",
     "toy_training_figure", "toy_clusters", "toy_embedder", "collapse_run", "collapse_figure", "LivePlot",
     "run_training", "ensure_checkpoint", "protocol_table", "classification_table", "pixel_verification",
-    "split_by_identity", "choose_thresholds", "threshold_table", "cmc_figure",
+    "split_by_identity", "choose_thresholds", "threshold_table", "cmc_figure", "cross_photo_scores",
 ]

@@ -12,7 +12,7 @@ from facelib.notebook.setup import NotebookSetup, check_pretrained
 from facelib.notebook.tables import Table
 
 __all__ = ["ensure_checkpoint", "protocol_table", "classification_table", "pixel_verification", "split_by_identity",
-           "choose_thresholds", "threshold_table", "cmc_figure"]
+           "choose_thresholds", "threshold_table", "cmc_figure", "cross_photo_scores"]
 
 
 def ensure_checkpoint(s: NotebookSetup, log: Callable[[str], None] = print) -> Path:
@@ -128,3 +128,20 @@ def cmc_figure(curves: Mapping[str, np.ndarray], title: str = "CMC curve") -> Fi
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)
     return fig
+
+
+def cross_photo_scores(s) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image-level cross-photo scores of an :class:`~facelib.evaluate.EmbeddingSet` (unit rows).
+
+    Gallery = every clean image; probes = every image of identities with 2+ clean photos; a
+    probe's own source photo is hidden (score ``-inf``). Returns (scores [Q, G] cosine,
+    probe indices [Q], gallery indices [G]), indices into ``s``.
+    """
+    g = np.flatnonzero(s.clean_mask)
+    photos_of: dict[str, set] = {}
+    for ident, photo in zip(s.identities[g].tolist(), s.photos[g].tolist()):
+        photos_of.setdefault(ident, set()).add(photo)
+    q = np.flatnonzero([len(photos_of.get(i, ())) >= 2 for i in s.identities.tolist()])
+    scores = s.embeddings[q] @ s.embeddings[g].T
+    scores[s.photos[q][:, None] == s.photos[g][None, :]] = -np.inf
+    return scores, q, g
