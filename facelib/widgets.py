@@ -202,9 +202,6 @@ class TrainPanel(_Panel):
     band, so it would never pick a triplet); an unknown timm backbone is rejected.
     """
 
-    FIELDS = ("lr", "epochs", "margin", "miner", "p", "k", "image_size", "backbone", "pretrained",
-              "embedding_dim", "amp")
-
     def __init__(
         self,
         config: TrainConfig | None = None,
@@ -304,8 +301,6 @@ class EvalPanel(_Panel):
     ``closed`` is rejected when the config has no existing ``train_data`` folder (its
     gallery comes from the training identities).
     """
-
-    FIELDS = ("protocol", "gallery", "baseline")
 
     def __init__(self, config: EvalConfig | None = None, on_evaluate: Callable[[EvalConfig], Any] | None = None,
                  **kwargs: Any):
