@@ -30,8 +30,8 @@ ENV_DATA, ENV_RUNS, ENV_MAX_STEPS, ENV_EPOCHS = "FACELIB_DATA", "FACELIB_RUNS", 
 
 def repo_root() -> Path:
     """The repository root: the folder above the ``facelib`` package (two levels above this file) when it
-    holds ``pyproject.toml``,
-    else the first folder from the current one upwards that does; else the current folder."""
+    holds ``pyproject.toml``, else the first folder from the current one upwards that does; else the
+    current folder."""
     here = Path(__file__).resolve().parents[2]
     if (here / "pyproject.toml").is_file():
         return here
