@@ -18,7 +18,6 @@ from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-CHECK = "# NBVAL_CHECK_OUTPUT"
 MAX_TOTAL_BYTES = 6_000_000  # all notebooks together, so the repository stays small
 
 
@@ -28,29 +27,31 @@ def _clean_text(text: str) -> str:
     return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
 
 
-def refresh(path: Path) -> int:
-    """Execute ``path`` in place with the smoke profile; returns the written size in bytes."""
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, kernel_name="python3", timeout=900, resources={"metadata": {"path": str(HERE)}}).execute()
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
+def tidy(nb: nbformat.NotebookNode) -> None:
+    """Strip what differs between machines and runs; number the code cells 1, 2, ... in order.
+
+    Every cell keeps an execution count: nbval refuses a cell that has outputs but no count.
+    """
+    for count, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), start=1):
         cell.metadata.pop("execution", None)
-        checked = cell.source.startswith(CHECK)
+        cell.execution_count = count
         for out in cell.outputs:
-            if checked:
-                out.pop("execution_count", None)
-            elif "execution_count" in out:
-                out["execution_count"] = None
+            if "execution_count" in out:
+                out["execution_count"] = count
             if "metadata" in out:
                 out["metadata"] = {}
             if out.get("output_type") == "stream":
                 out["text"] = _clean_text(out["text"])
             elif "text/plain" in out.get("data", {}):
                 out["data"]["text/plain"] = _clean_text(out["data"]["text/plain"])
-        if not checked:  # a checked cell keeps its count: nbval treats one without it as not run
-            cell.execution_count = None
     nb.metadata.pop("widgets", None)
+
+
+def refresh(path: Path) -> int:
+    """Execute ``path`` in place with the smoke profile; returns the written size in bytes."""
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, kernel_name="python3", timeout=900, resources={"metadata": {"path": str(HERE)}}).execute()
+    tidy(nb)
     nbformat.write(nb, path)
     return path.stat().st_size
 
