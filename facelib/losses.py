@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 DISTANCES: tuple[str, ...] = ("euclidean", "cosine")
-REDUCTIONS: tuple[str, ...] = ("mean", "mean_active")
+REDUCTIONS: tuple[str, ...] = ("mean", "mean_active", "none")
 ACTIVE_EPS = 1e-12
 
 
@@ -61,7 +61,8 @@ class TripletLoss(nn.Module):
     Per triplet: ``relu(d(a,p) - d(a,n) + margin)``, or ``softplus(d(a,p) - d(a,n))`` when
     ``soft`` (Hermans et al. 2017; ``margin`` unused). Reduction ``"mean"``: over all
     triplets; ``"mean_active"``: over triplets with loss > 1e-12 (batch-all style; easy
-    triplets do not dilute the gradient), 0 when none is active.
+    triplets do not dilute the gradient), 0 when none is active; ``"none"``: the per-triplet
+    losses [T] (for inspection and teaching).
 
     ``forward(embeddings [B, D], a [T], p [T], n [T]) -> (loss, stats)``; ``stats`` holds
     detached 0-d tensors ``active_fraction``, ``pos_dist``, ``neg_dist`` (means over the
@@ -96,6 +97,8 @@ class TripletLoss(nn.Module):
         if t == 0:
             zero = embeddings.sum() * 0.0
             z = zero.detach()
+            if self.reduction == "none":
+                zero = zero.expand(0)
             return zero, {"active_fraction": z, "pos_dist": z, "neg_dist": z, "n_triplets": 0}
         dist = pairwise_distances(embeddings, self.distance)
         d_ap = dist[a, p]
@@ -105,7 +108,9 @@ class TripletLoss(nn.Module):
         else:
             per = F.relu(d_ap - d_an + self.margin)
         active = per > ACTIVE_EPS
-        if self.reduction == "mean":
+        if self.reduction == "none":
+            loss = per
+        elif self.reduction == "mean":
             loss = per.mean()
         else:
             loss = per.sum() / active.sum().clamp_min(1)

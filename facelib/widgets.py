@@ -202,9 +202,6 @@ class TrainPanel(_Panel):
     band, so it would never pick a triplet); an unknown timm backbone is rejected.
     """
 
-    FIELDS = ("lr", "epochs", "margin", "miner", "p", "k", "image_size", "backbone", "pretrained",
-              "embedding_dim", "amp")
-
     def __init__(
         self,
         config: TrainConfig | None = None,
@@ -227,7 +224,7 @@ class TrainPanel(_Panel):
         self.gpu = bool(gpu)
         c = dict(style=_STYLE, layout=_LAYOUT)
         controls: dict[str, W.ValueWidget] = {
-            "lr": W.FloatLogSlider(value=config.lr, base=10, min=-6, max=-1, step=0.1, readout_format=".1e",
+            "lr": W.FloatLogSlider(value=config.base_lr, base=10, min=-6, max=-1, step=0.1, readout_format=".1e",
                                    description="learning rate", continuous_update=False, **c),
             "epochs": W.BoundedIntText(value=config.epochs, min=1, max=1000, description="epochs", **c),
             "margin": W.FloatSlider(value=config.margin, min=0.0, max=2.0, step=0.05, readout_format=".2f",
@@ -304,8 +301,6 @@ class EvalPanel(_Panel):
     ``closed`` is rejected when the config has no existing ``train_data`` folder (its
     gallery comes from the training identities).
     """
-
-    FIELDS = ("protocol", "gallery", "baseline")
 
     def __init__(self, config: EvalConfig | None = None, on_evaluate: Callable[[EvalConfig], Any] | None = None,
                  **kwargs: Any):

@@ -1,7 +1,10 @@
-"""Re-run the notebooks in the smoke profile and keep outputs only in `# NBVAL_CHECK_OUTPUT` cells.
+"""Re-run the notebooks (smoke profile, synthetic data) and store their outputs, figures included.
 
 Run after changing a notebook or the smoke profile: `.venv/bin/python notebooks/refresh_outputs.py [01 ...]`.
-nbval compares those cells' outputs; every other cell is committed cleared, so the repository stays small.
+The stored outputs are what GitHub shows a reader; nbval compares only the cells marked
+`# NBVAL_CHECK_OUTPUT` (and only checks that the others run). Machine-specific parts are removed
+(execution timings, widget state, the repository path in printed text), and the total size is checked
+against MAX_TOTAL_BYTES.
 """
 
 from __future__ import annotations
@@ -14,35 +17,56 @@ import nbformat
 from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
-CHECK = "# NBVAL_CHECK_OUTPUT"
+ROOT = HERE.parent
+MAX_TOTAL_BYTES = 6_000_000  # all notebooks together, so the repository stays small
 
 
-def refresh(path: Path) -> None:
+def _clean_text(text: str) -> str:
+    """Printed paths relative to the repository root; tqdm's carriage-return redraws reduced to the last."""
+    text = text.replace(str(ROOT) + os.sep, "").replace(str(ROOT), ".")
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def tidy(nb: nbformat.NotebookNode) -> None:
+    """Strip what differs between machines and runs; number the code cells 1, 2, ... in order.
+
+    Every cell keeps an execution count: nbval refuses a cell that has outputs but no count.
+    """
+    for count, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), start=1):
+        cell.metadata.pop("execution", None)
+        cell.execution_count = count
+        for out in cell.outputs:
+            if "execution_count" in out:
+                out["execution_count"] = count
+            if "metadata" in out:
+                out["metadata"] = {}
+            if out.get("output_type") == "stream":
+                out["text"] = _clean_text(out["text"])
+            elif "text/plain" in out.get("data", {}):
+                out["data"]["text/plain"] = _clean_text(out["data"]["text/plain"])
+    nb.metadata.pop("widgets", None)
+
+
+def refresh(path: Path) -> int:
+    """Execute ``path`` in place with the smoke profile; returns the written size in bytes."""
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, kernel_name="python3", timeout=900, resources={"metadata": {"path": str(HERE)}}).execute()
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        cell.metadata.pop("execution", None)
-        if cell.source.startswith(CHECK):  # nbval treats a checked cell without execution_count as not run
-            for out in cell.outputs:
-                out.pop("execution_count", None)
-                if "metadata" in out:
-                    out["metadata"] = {}
-        else:
-            cell.execution_count = None
-            cell.outputs = []
-    nb.metadata.pop("widgets", None)
+    tidy(nb)
     nbformat.write(nb, path)
+    return path.stat().st_size
 
 
 def main(argv: list[str]) -> None:
     os.environ["FACELIB_PROFILE"] = "smoke"
+    os.environ.pop("FACELIB_DATA", None)  # the committed outputs are those of the synthetic set
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     for path in sorted(HERE.glob("[0-9][0-9]_*.ipynb")):
         if not argv or path.name[:2] in argv:
-            refresh(path)
-            print("refreshed", path.name)
+            print(f"refreshed {path.name}: {refresh(path) / 1e6:.2f} MB", flush=True)
+    total = sum(p.stat().st_size for p in HERE.glob("[0-9][0-9]_*.ipynb"))
+    print(f"all notebooks: {total / 1e6:.2f} MB (limit {MAX_TOTAL_BYTES / 1e6:.0f} MB)")
+    if total > MAX_TOTAL_BYTES:
+        sys.exit(f"notebooks too large: {total / 1e6:.2f} MB > {MAX_TOTAL_BYTES / 1e6:.0f} MB; lower figure sizes")
 
 
 if __name__ == "__main__":

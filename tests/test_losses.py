@@ -194,3 +194,18 @@ def test_margin_softmax_rejects_unknown_kind():
 
     with pytest.raises(ValueError, match="arcface"):
         MarginSoftmaxLoss(3, 2, kind="sphereface")
+
+
+def test_reduction_none_gives_the_per_triplet_hinge():
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.1], [0.0, 3.0]], requires_grad=True)
+    a, p, n = _idx([0, 0], [1, 1], [2, 3])
+    per, stats = TripletLoss(margin=0.2, reduction="none")(x, a, p, n)
+    assert per.shape == (2,)
+    torch.testing.assert_close(per.detach(), torch.tensor([0.1, 0.0]), atol=1e-6, rtol=0)
+    assert stats["active_fraction"] == pytest.approx(0.5)
+    mean_active, _ = TripletLoss(margin=0.2)(x, a, p, n)
+    assert mean_active.item() == pytest.approx(per.sum().item() / (per > 0).sum().item())
+    per.sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    empty, _ = TripletLoss(reduction="none")(x, *_idx([], [], []))
+    assert empty.shape == (0,) and empty.requires_grad

@@ -1,0 +1,28 @@
+"""facelib.notebook.tables and .dataset: the views of a FACECOM-layout folder used by notebook 01."""
+
+from __future__ import annotations
+
+from facelib import notebook as nb
+from facelib.data import scan_folder
+
+
+def test_table_prints_text_and_html():
+    t = nb.Table([["a", 1, 0.5], ["b", 22, float("nan")]], ["name", "n", "x"], title="t")
+    assert str(t).splitlines() == ["t", "name   n      x", "----  --  -----", "a      1  0.500", "b     22      -"]
+    assert "<caption>t</caption>" in t._repr_html_()
+
+
+def test_tables_and_dataset_figures(synth_root):
+    train, val = scan_folder(synth_root / "train"), scan_folder(synth_root / "val")
+    t = nb.split_table({"train": train, "val": val})
+    assert t.rows[0][:4] == ["train", 12, 48, 336]
+    assert "train/" in nb.folder_tree(synth_root / "train") and "distortion/" in nb.folder_tree(synth_root / "train")
+    props = nb.image_properties(train)
+    assert sum(r[-1] for r in props.rows) == len(train)
+    assert "cross-photo" in nb.identity_overlap(train, val)
+    fig = nb.distortion_grid_figure(train, n_photos=2)
+    assert len(fig.axes) == 2 * 8
+    assert len(nb.photos_per_identity_figure({"train": train, "val": val}).axes) == 2
+    batch = nb.pk_batch(train, 4, 3)
+    assert len(batch) == 12 and len(set(train.labels[batch])) == 4
+    assert len(nb.image_grid_figure(train, [batch[:3], batch[3:6]]).axes) == 6
