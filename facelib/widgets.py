@@ -86,6 +86,8 @@ class _Panel(W.VBox):
         try:
             for name, w in self.controls.items():
                 value = getattr(self.config, name)
+                if name == "lr" and value is None:  # the default for the start (TrainConfig.base_lr)
+                    value = self.config.base_lr
                 if isinstance(w, (W.Dropdown, W.Combobox)) and value not in w.options:
                     w.options = tuple(w.options) + (value,)
                 w.value = value

@@ -133,3 +133,9 @@ def test_eval_panel(tmp_path):
     panel.on_evaluate(seen.append)
     panel.click()
     assert seen == [cfg]
+
+
+def test_default_learning_rate_shows_the_rate_for_the_start(panel: TrainPanel):
+    from facelib.config import SCRATCH_LR
+
+    assert panel.config.lr is None and panel.controls["lr"].value == pytest.approx(SCRATCH_LR)
