@@ -3,7 +3,8 @@
     python benchmarks/recipe_vs_seed.py --quick                          # smoke check on synthetic faces
     python benchmarks/recipe_vs_seed.py --budget-min 10                  # FACECOM, resnet18, 64 px, random init
     python benchmarks/recipe_vs_seed.py --steps 400 --recipes default default,neck=none,miner=batch_hard
-    python benchmarks/recipe_vs_seed.py --synthetic 40,5,64,5 --epochs 4 --recipes default cli-old
+    python benchmarks/recipe_vs_seed.py --synthetic 40,5,64,5 --epochs 4 --recipes default default,miner=batch_hard,neck=none,min_photos=1
+    python benchmarks/recipe_vs_seed.py --budget-min 30 --curve --recipes default   # top-1 against time
     python benchmarks/recipe_vs_seed.py --backbone resnet50 --image-size 224 --budget-min 10 --device cuda
 
 A recipe is ``default`` (the TrainConfig defaults: what ``facelib train`` does), ``original``
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 DEFAULT_RECIPES = ["original", "default"]
-STRING_FIELDS = ("neck", "miner", "loss", "sampler", "distance")  # where "none" is a value, not None
+STRING_FIELDS = ("neck", "miner", "loss", "sampler", "distance", "augment")  # where "none" is a value, not None
 
 
 def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
@@ -77,7 +78,7 @@ def recipe_label(cfg) -> str:
     what = f"{cfg.miner}, margin {cfg.margin:g}" + (", soft" if cfg.soft_margin else "")
     if cfg.loss != "triplet":
         what = f"{cfg.loss}"
-    return f"P x K {cfg.p}x{cfg.k}, {what}, neck {cfg.neck}, lr {cfg.lr:g}"
+    return f"P x K {cfg.p}x{cfg.k}, {what}, neck {cfg.neck}, lr {cfg.base_lr:g}"
 
 
 def score(model, spec, folder, device, workers: int) -> dict[str, Any]:
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pretrained", action="store_true", help="timm hub weights (default: random init)")
     ap.add_argument("--recipes", nargs="+", default=DEFAULT_RECIPES, help="see the module docstring")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--curve", action="store_true", help="score val after every epoch (top-1 against time)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--no-baselines", action="store_true", help="skip the untrained-network and pixel rows")
@@ -147,14 +149,27 @@ def main(argv: list[str] | None = None) -> None:
     info = common.machine_info(str(device))
     load_before = common.loadavg()
 
-    from facelib.train import train
+    from facelib.train import Trainer, train
 
     rows: list[dict[str, Any]] = []
     for text in args.recipes:
         cfg = make_config(text, dict(common_kw, out=common.tmp_out("rvs-")))
         common.log_err(f"== {text}: {recipe_label(cfg)}")
         load0 = common.loadavg()
-        result = train(cfg, log=lambda m: common.log_err("  " + m))
+        curve: list[dict[str, Any]] = []
+        if args.curve:  # score val after every epoch: top-1 against training time within this one run
+            trainer = Trainer(cfg, log=lambda m: common.log_err("  " + m))
+
+            def at_epoch_end(entry: dict[str, Any], t=trainer) -> None:
+                t.model.eval()
+                c = score(t.model, t.spec, val, device, args.workers)
+                curve.append(dict(train_s=t.elapsed, steps=t.steps_done, top1_all=c["top1_all"],
+                                  top1_mean=c["top1_mean"], spread=entry.get("spread")))
+                common.log_err(f"   curve: {t.elapsed:7.0f} s  {t.steps_done:5d} steps  top-1 {c['top1_all']:.4f}")
+
+            result = trainer.fit(on_epoch_end=at_epoch_end)
+        else:
+            result = train(cfg, log=lambda m: common.log_err("  " + m))
         load1 = common.loadavg()
         from facelib.model import load_checkpoint
 
@@ -167,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         row = dict(recipe=text, label=recipe_label(cfg), steps=steps, seconds=seconds, img_per_s=images / seconds,
                    final_spread=hist[-1].get("spread"), min_spread=min(h.get("spread", 1.0) for h in hist),
                    collapse_warnings=len(result.warnings), load_before=load0, load_after=load1,
-                   history=hist, **{k: v for k, v in s.items() if k != "es"})
+                   history=hist, curve=curve, **{k: v for k, v in s.items() if k != "es"})
         rows.append(row)
         common.log_err(f"   -> cross-photo top-1 {s['top1_all']:.4f} (all) {s['top1_mean']:.4f} (mean), "
                        f"{steps} steps, {row['img_per_s']:.1f} img/s, spread {row['final_spread']:.3f}, "
@@ -207,6 +222,14 @@ def main(argv: list[str] | None = None) -> None:
     print(common.markdown_table(["recipe", "top-1 (all)", "top-1 (mean)", "vs original", "steps", "img/s",
                                  "train s", "final spread", "collapse warnings"], table))
     print()
+    for r in rows:
+        if r["curve"]:
+            print(f"Top-1 against training time within one run of `{r['recipe']}` (its schedule spans the whole "
+                  "budget, so early points are at a high learning rate, not the end of a shorter run):\n")
+            print(common.markdown_table(["train min", "steps", "top-1 (all)", "top-1 (mean)", "spread"], [
+                [f"{c['train_s'] / 60:.1f}", c["steps"], f"{c['top1_all']:.3f}", f"{c['top1_mean']:.3f}",
+                 f"{c['spread']:.3f}"] for c in r["curve"]]))
+            print()
     kinds = sorted({k for r in list(baselines.values()) + rows for k in r.get("per_distortion", {})})
     if kinds:
         print("Per distortion kind, cross-photo top-1 (gallery of all images):\n")

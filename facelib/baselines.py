@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from facelib.embeddings import EmbeddingSet
     from facelib.protocols import Result
 
-__all__ = ["pixel_embeddings", "pixel_baseline"]
+__all__ = ["pixel_embeddings", "pixel_embedding_set", "pixel_baseline"]
 
 
 def _pixels(path: Path, size: int, grayscale: bool) -> np.ndarray:
@@ -63,6 +63,17 @@ def _cached_pixels(paths: Sequence[str], size: int) -> np.ndarray:
     return _PIXEL_CACHE[key]
 
 
+def pixel_embedding_set(
+    s: "EmbeddingSet", size: int = 32, embed: Callable[[Sequence[str]], np.ndarray] | None = None
+) -> "EmbeddingSet":
+    """``s`` with its embeddings replaced by L2-normalised pixel embeddings of its images
+    (or by ``embed(paths) -> [N, D]``); identities, photos and distortions unchanged."""
+    from facelib.metrics import l2_normalize
+
+    fn = embed if embed is not None else (lambda paths: _cached_pixels(paths, size))
+    return replace(s, embeddings=l2_normalize(fn(s.paths.tolist())))
+
+
 def pixel_baseline(
     name: str,
     probes: "EmbeddingSet",
@@ -77,14 +88,12 @@ def pixel_baseline(
     ``embed`` (paths -> [N, D]) replaces the pixel embedder, e.g. in tests. The result's
     ``embedding`` says which (``"pixel32"`` or ``"custom"``).
     """
-    from facelib.metrics import l2_normalize
     from facelib.protocols import run_protocol
 
     label = "custom" if embed is not None else f"pixel{size}"
-    fn = embed if embed is not None else (lambda paths: _cached_pixels(paths, size))
 
     def pix(s: "EmbeddingSet") -> "EmbeddingSet":
-        return replace(s, embeddings=l2_normalize(fn(s.paths.tolist())))
+        return pixel_embedding_set(s, size, embed)
 
     out = run_protocol(name, pix(probes), pix(train) if train is not None else None, gallery=gallery, **kw)
     out.embedding = label

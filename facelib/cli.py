@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from facelib.config import FINETUNE_LR, GALLERY_MODES, SCRATCH_LR, LOSSES, MINERS, NECKS, PROTOCOLS, SAMPLERS, EvalConfig, TrainConfig
+from facelib.config import AUGMENTS, FINETUNE_LR, GALLERY_MODES, SCRATCH_LR, LOSSES, MINERS, NECKS, PROTOCOLS, SAMPLERS, EvalConfig, TrainConfig
 
 _D = TrainConfig.__dataclass_fields__
 TRAIN_DESCRIPTION = "Train an embedder on a FACECOM-layout folder."
@@ -31,6 +31,9 @@ def add_train_args(p: argparse.ArgumentParser, data_default: str = "train") -> N
     g.add_argument("--val-data", default=None, help="validation folder: scored every epoch, best model kept")
     g.add_argument("--no-distortions", dest="include_distortions", action="store_false",
                    help="ignore <identity>/distortion/ images (default: use them)")
+    g.add_argument("--augment", choices=AUGMENTS, default=_default("augment"),
+                   help="training augmentation: none, mild (crop 0.8-1, flip, jitter) or strong (wider crops, "
+                        "grayscale, random erasing) (default: %(default)s)")
     g.add_argument("--workers", type=int, default=_default("workers"), help="DataLoader workers (default: %(default)s)")
     g = p.add_argument_group("model")
     g.add_argument("--backbone", default=_default("backbone"), help="timm model name (default: %(default)s)")
@@ -82,6 +85,9 @@ def add_train_args(p: argparse.ArgumentParser, data_default: str = "train") -> N
     g.add_argument("--min-photos", type=int, default=_default("min_photos"),
                    help="draw as batch identities only those with at least this many distinct photos "
                         "(default: %(default)s)")
+    g.add_argument("--negatives", type=int, default=_default("negatives"), metavar="N",
+                   help="add N images per batch, one each from identities that are not batch identities "
+                        "(single-photo ones): negatives only (default: %(default)s)")
     g.add_argument("--clean-fraction", type=float, default=_default("clean_fraction"),
                    help="share of clean images among each identity's K (default: %(default)s)")
     g = p.add_argument_group("run")
@@ -107,7 +113,8 @@ def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
         p=a.p, k=a.k, distance=a.distance, min_photos=a.min_photos, soft_margin=a.soft_margin, clean_fraction=a.clean_fraction,
         include_distortions=a.include_distortions, steps_per_epoch=a.steps_per_epoch, amp=a.amp,
         compile=a.compile, resume=a.resume, progress=a.progress, max_seconds=a.max_seconds, loss=a.loss,
-        class_margin=a.class_margin, class_scale=a.class_scale, gather=a.gather,
+        class_margin=a.class_margin, class_scale=a.class_scale, gather=a.gather, augment=a.augment,
+        negatives=a.negatives,
     )
     if a.recipe != "original":
         kw.update(warmup=a.warmup, grad_clip=a.grad_clip, patience=a.patience)

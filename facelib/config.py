@@ -22,6 +22,7 @@ LOSSES = ("triplet", "arcface", "cosface")
 FINETUNE_LR = 3e-4
 SCRATCH_LR = 3e-3
 NECKS = ("bn", "none")
+AUGMENTS = ("none", "mild", "strong")  # training augmentation: facelib.model.build_transform
 PROTOCOLS = ("auto", "closed", "gallery", "cross-photo", "verification")
 GALLERY_MODES = ("single", "mean", "all")
 
@@ -61,9 +62,11 @@ class TrainConfig:
     soft_margin: bool = False
     class_margin: float | None = None  # arcface/cosface additive margin (None: 0.5 arcface, 0.35 cosface)
     class_scale: float = 30.0  # arcface/cosface logit scale
-    clean_fraction: float = 0.5
+    clean_fraction: float = 0.75  # 3 of K=4 clean: 0.148 vs 0.123 (0.5), 0.102 (0.25) on FACECOM (RESULTS.md 0.6)
     min_photos: int = 2  # batch identities need 2+ photos: 2x top-1 on FACECOM (benchmarks/RESULTS.md 1)
+    negatives: int = 0  # extra images per P x K batch from identities that are not batch identities: negatives only
     include_distortions: bool = True
+    augment: str = "mild"  # none | mild | strong (facelib.model.build_transform; RESULTS.md 0)
     steps_per_epoch: int | None = None
     max_seconds: float | None = None  # stop after this much training time; the LR schedule fits the budget
     warmup: float = 0.05  # linear warm-up over this fraction of the run (steps, or the max_seconds budget)
@@ -85,6 +88,7 @@ class TrainConfig:
             (self.miner in MINERS, f"miner must be one of {MINERS}, got {self.miner!r}"),
             (self.loss in LOSSES, f"loss must be one of {LOSSES}, got {self.loss!r}"),
             (self.neck in NECKS, f"neck must be one of {NECKS}, got {self.neck!r}"),
+            (self.augment in AUGMENTS, f"augment must be one of {AUGMENTS}, got {self.augment!r}"),
             (self.loss == "triplet" or self.sampler == "pk", "arcface/cosface train on P x K batches (sampler pk)"),
             (self.class_margin is None or self.class_margin >= 0, "class margin must be >= 0"),
             (self.class_scale > 0, "class scale must be > 0"),
@@ -99,6 +103,7 @@ class TrainConfig:
             (self.distance in ("euclidean", "cosine"), "distance must be euclidean or cosine"),
             (0.0 <= self.clean_fraction <= 1.0, "clean fraction must be within [0, 1]"),
             (self.min_photos >= 1, "min photos must be >= 1"),
+            (self.negatives >= 0, "negatives must be >= 0"),
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device: auto|cpu|cuda"),
             (self.batch_size is None or self.batch_size >= 1, "batch size must be >= 1"),
             (self.embedding_dim >= 2, "embedding dim must be >= 2"),

@@ -110,6 +110,12 @@ def _hub_weights_cached(backbone: str) -> bool:
         return False
 
 
+def pretrained_available(backbone: str) -> bool:
+    """Can timm get ImageNet weights for ``backbone``: in the local cache, or the hub reachable
+    (a TCP check with a 3 s timeout; ``HF_HUB_OFFLINE=1`` answers no at once)?"""
+    return _hub_weights_cached(backbone) or _hub_reachable()
+
+
 def _load_backbone_file(model: EmbeddingNet, path: Path) -> None:
     """Load backbone weights from a local file (timm/torchvision state dict, .pth/.bin/.safetensors)."""
     if not path.is_file():
@@ -157,7 +163,7 @@ def build_model(
         _load_backbone_file(model, Path(weights))
         source = f"file:{weights}"
     elif pretrained:
-        if not (_hub_weights_cached(backbone) or _hub_reachable()):
+        if not pretrained_available(backbone):
             raise ModelError(
                 f"pretrained weights for {backbone!r} are not in the local cache and the timm hub cannot be "
                 "reached (offline?). Pass --weights FILE with a local weights file, or --no-pretrained to "
@@ -204,14 +210,24 @@ def _fill_data_config(model: EmbeddingNet, spec: ModelSpec) -> None:
     spec.interpolation = str(cfg.get("interpolation", "bilinear"))
 
 
-def build_transform(spec: ModelSpec, train: bool = False):
+def build_transform(spec: ModelSpec, train: bool = False, augment: str = "mild"):
     """torchvision v2 pipeline: PIL RGB image -> normalised float tensor [3, S, S].
 
-    Training adds mild augmentation (random resized crop close to the full face,
-    horizontal flip, small colour jitter); evaluation is a plain resize.
+    Evaluation (``train=False``) is a plain resize. Training adds augmentation by ``augment``
+    (one of :data:`facelib.config.AUGMENTS`):
+
+    * ``"none"``: the evaluation resize;
+    * ``"mild"`` (default): random resized crop close to the full face (scale 0.8-1), horizontal
+      flip, small colour jitter;
+    * ``"strong"``: wider crops (scale 0.5-1), flip, stronger colour jitter, 10% grayscale,
+      random erasing of a patch (Zhong et al. 2020; the re-ID "Bag of Tricks").
     """
     from torchvision.transforms import InterpolationMode, v2
 
+    from facelib.config import AUGMENTS
+
+    if augment not in AUGMENTS:
+        raise ValueError(f"augment must be one of {AUGMENTS}, got {augment!r}")
     size = (spec.image_size, spec.image_size)
     interp = {"bicubic": InterpolationMode.BICUBIC, "nearest": InterpolationMode.NEAREST}.get(
         spec.interpolation, InterpolationMode.BILINEAR
@@ -221,14 +237,22 @@ def build_transform(spec: ModelSpec, train: bool = False):
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(mean=list(spec.mean), std=list(spec.std)),
     ]
-    if train:
+    if not train or augment == "none":
+        head = [v2.Resize(size, interpolation=interp, antialias=True)]
+    elif augment == "mild":
         head = [
             v2.RandomResizedCrop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1), interpolation=interp, antialias=True),
             v2.RandomHorizontalFlip(),
             v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.1),
         ]
-    else:
-        head = [v2.Resize(size, interpolation=interp, antialias=True)]
+    else:  # strong
+        head = [
+            v2.RandomResizedCrop(size, scale=(0.5, 1.0), ratio=(0.8, 1.25), interpolation=interp, antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.3, hue=0.05),
+            v2.RandomGrayscale(p=0.1),
+        ]
+        tail = tail + [v2.RandomErasing(p=0.5, scale=(0.02, 0.2), value=0)]
     return v2.Compose(head + tail)
 
 

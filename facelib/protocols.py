@@ -57,6 +57,7 @@ __all__ = [
     "closed_protocol",
     "gallery_protocol",
     "cross_photo_protocol",
+    "cross_photo_retrieval",
     "verification_protocol",
     "open_set_protocol",
     "detect_protocol",
@@ -578,6 +579,39 @@ def cross_photo_protocol(s: EmbeddingSet, gallery: str = "mean", k: int = 5, bac
     return _identification("cross-photo", mode, s, s, pidx, ranked, n_probe_identities=len(multi),
                            n_distractor_identities=len(n_photos) - len(multi),
                            n_excluded_images=int(len(s) - len(pidx)))
+
+
+def cross_photo_retrieval(s: EmbeddingSet, ks: Sequence[int] = (1, 5, 10), chunk: int = 1024) -> dict[str, Any]:
+    """Image retrieval across photos: mAP and Recall@K (:mod:`facelib.ranking`), as in OML and PML.
+
+    The cross-photo split of :func:`cross_photo_protocol` with an all-images gallery: queries =
+    every image of identities with >= 2 clean photos, gallery = every clean image, a query's own
+    source photo hidden. Each query's ranking of the whole gallery is scored (every other photo of
+    its person counts), ``chunk`` queries at a time, so memory stays ``chunk x G``.
+    Returns ``{"map", "recall_at_<k>"..., "n_queries", "n_queries_without_match", "n_gallery"}``;
+    ``recall_at_1`` equals the protocol's top-1 with ``gallery="all"``.
+    """
+    from facelib.ranking import average_precision, first_correct_rank
+
+    g = np.flatnonzero(s.clean_mask)
+    multi = [i for i, n in _photos_per_identity(s, s.clean_mask).items() if n >= 2]
+    q = np.flatnonzero(np.isin(s.identities, multi))
+    if len(q) == 0:
+        raise ValueError("cross-photo retrieval needs identities with at least 2 clean photos; this set has none")
+    gl, gp, ge = s.identities[g], s.photos[g], s.embeddings[g]
+    ap, first = [], []
+    for lo in range(0, len(q), chunk):
+        qi = q[lo:lo + chunk]
+        scores = s.embeddings[qi] @ ge.T
+        scores[s.photos[qi][:, None] == gp[None, :]] = -np.inf
+        ap.append(average_precision(scores, s.identities[qi], gl))
+        first.append(first_correct_rank(scores, s.identities[qi], gl))
+    aps, ranks = np.concatenate(ap), np.concatenate(first)
+    ok = ranks >= 0
+    out: dict[str, Any] = {"map": float(aps[ok].mean()) if ok.any() else float("nan")}
+    out.update({f"recall_at_{k}": float((ranks[ok] < k).mean()) if ok.any() else float("nan") for k in ks})
+    out.update(n_queries=int(ok.sum()), n_queries_without_match=int((~ok).sum()), n_gallery=int(len(g)))
+    return out
 
 
 def _genuine_pairs(s: EmbeddingSet, max_genuine: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:

@@ -75,8 +75,8 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
     from sklearn.metrics import classification_report
 
     from facelib import plots
-    from facelib.baselines import pixel_baseline
-    from facelib.protocols import run_protocol
+    from facelib.baselines import pixel_baseline, pixel_embedding_set
+    from facelib.protocols import cross_photo_retrieval, run_protocol
 
     device = resolve_device(cfg.device)
     model, spec, ckpt = load_checkpoint(cfg.checkpoint, device)
@@ -148,6 +148,14 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
             for k, v in ident.per_distortion.items()))
     for name in identification:
         log(f"  {name}: {results[name].description}")
+    retrieval: dict[str, Any] = {}
+    if "cross-photo" in identification:  # mAP / Recall@K over every other photo of the person
+        retrieval["model"] = cross_photo_retrieval(probes)
+        if cfg.baseline:
+            retrieval["pixel"] = cross_photo_retrieval(pixel_embedding_set(probes))
+        log("cross-photo retrieval (all clean images ranked): " + "   ".join(
+            f"{k} mAP {r['map']:.3f} R@1 {r['recall_at_1']:.3f} R@10 {r['recall_at_10']:.3f}"
+            for k, r in retrieval.items()))
     threshold = decision_threshold(results["verification"], cfg.target_far) if "verification" in results else None
     if threshold is not None:
         log(f"decision threshold {threshold['value']:.4f}: FAR {threshold['far']:.4f} (target "
@@ -185,6 +193,7 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
         **top,
         "report_protocol": ident.protocol,
         "threshold": threshold,
+        "retrieval": retrieval,
         "pixel_baseline": base.to_dict() if base is not None else {},
         "protocols": {k: v.to_dict() for k, v in results.items()},
         "pixel_baselines": {k: v.to_dict() for k, v in baselines.items()},

@@ -43,10 +43,11 @@ class PKSampler(torch.utils.data.Sampler[list[int]]):
           random. So a batch spreads over as many source photos as possible and never repeats
           a (photo, distortion) pair while an unused one is left; an anchor's positives are
           other photos of the identity or distorted copies, which teaches clean<->distorted
-          invariance. Default ``clean_fraction=0.5``: FACECOM training folders hold ~7
-          distorted copies per clean photo, so uniform picking would give batches that are
-          ~88% distorted and rarely pair a distorted anchor with a clean positive (the
-          gallery side at test time); half/half gives both directions in every identity.
+          invariance. FACECOM training folders hold ~7 distorted copies per clean photo, so
+          uniform picking would give batches that are ~88% distorted and rarely pair a
+          distorted anchor with a clean positive (the gallery side at test time). This
+          sampler's default is half/half; ``TrainConfig.clean_fraction`` defaults to 0.75
+          (3 of K=4 clean), measured best on FACECOM (benchmarks/RESULTS.md section 0.6).
 
     Epoch: ``batches_per_epoch`` defaults to ``ceil(n_usable_images / (P*K))`` so an epoch
     shows about as many images as the usable data set holds (images are drawn independently
@@ -65,7 +66,13 @@ class PKSampler(torch.utils.data.Sampler[list[int]]):
             identities; listed in :attr:`few_photo_identities`. With 2, every positive pair can be two
             different photos of a person, not only a photo and its own distorted copy.
         batches_per_epoch: batches per epoch; default as above.
+        negatives: extra images appended to each batch, one from each of ``negatives`` distinct
+            identities that are *not* batch identities (single-image identities and, with
+            ``min_photos``, the few-photo ones): they have no positive in the batch, so miners use
+            them only as negatives. Clamped to the number of such identities. Default 0.
         seed: base seed.
+
+    A batch is ``P*K + negatives`` indices: the P identities' K images each, then the negatives.
     """
 
     def __init__(
@@ -79,6 +86,7 @@ class PKSampler(torch.utils.data.Sampler[list[int]]):
         clean_fraction: float = 0.5,
         min_photos: int = 1,
         batches_per_epoch: int | None = None,
+        negatives: int = 0,
         seed: int = 0,
     ):
         labels_arr = np.asarray(labels)
@@ -135,6 +143,14 @@ class PKSampler(torch.utils.data.Sampler[list[int]]):
             raise ValueError(f"batches_per_epoch must be >= 1, got {batches_per_epoch}")
         self.batches_per_epoch = int(batches_per_epoch)
 
+        if negatives < 0:
+            raise ValueError(f"negatives must be >= 0, got {negatives}")
+        used = np.zeros(uniq.size, bool)
+        used[usable] = True
+        self._negative_groups: list[np.ndarray] = [groups[i].astype(np.int64) for i in np.flatnonzero(~used)]
+        self.negative_identities: list[int] = uniq[~used].tolist()  # the pool the extra negatives come from
+        self.negatives = min(int(negatives), len(self._negative_groups))
+
         self._meta: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         if self.distortion_aware:
             ph = np.asarray(photos, dtype=object) if photos is not None else np.arange(n).astype(object)
@@ -161,6 +177,10 @@ class PKSampler(torch.utils.data.Sampler[list[int]]):
             batch: list[int] = []
             for gi in rng.choice(n_ids, size=self.p, replace=False):
                 batch.extend(self._pick(int(gi), rng).tolist())
+            if self.negatives:
+                for gi in rng.choice(len(self._negative_groups), size=self.negatives, replace=False):
+                    g = self._negative_groups[int(gi)]
+                    batch.append(int(g[rng.integers(g.size)]))
             yield batch
 
     def _pick(self, gi: int, rng: np.random.Generator) -> np.ndarray:
@@ -203,8 +223,9 @@ class RankSplitSampler(torch.utils.data.Sampler[list[int]]):
 
     Every rank draws the same global batch of P identities x K images from ``(seed, epoch)``
     and keeps identities ``[rank * P/W, (rank + 1) * P/W)`` of it (K images each, ``P*K/W``
-    indices). So the ranks see disjoint identities at each step, and the global batch, and with
-    it the run, does not depend on the number of processes ``W``. Requires ``P % W == 0``.
+    indices, then its ``negatives/W`` share of the extra negatives). So the ranks see disjoint
+    identities at each step, and the global batch, and with it the run, does not depend on the
+    number of processes ``W``. Requires ``P % W == 0`` and ``negatives % W == 0``.
     """
 
     def __init__(self, sampler: PKSampler, rank: int, world_size: int):
@@ -213,8 +234,12 @@ class RankSplitSampler(torch.utils.data.Sampler[list[int]]):
         if sampler.p % world_size:
             raise ValueError(f"P={sampler.p} identities per batch cannot be split evenly over {world_size} "
                              "processes")
+        if sampler.negatives % world_size:
+            raise ValueError(f"{sampler.negatives} extra negatives per batch cannot be split evenly over "
+                             f"{world_size} processes")
         self.sampler, self.rank, self.world_size = sampler, int(rank), int(world_size)
         self.share = sampler.p // world_size * sampler.k
+        self.negative_share = sampler.negatives // world_size
 
     @property
     def epoch(self) -> int:
@@ -229,8 +254,9 @@ class RankSplitSampler(torch.utils.data.Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         lo = self.rank * self.share
+        neg_lo = self.sampler.p * self.sampler.k + self.rank * self.negative_share
         for batch in self.sampler:
-            yield batch[lo:lo + self.share]
+            yield batch[lo:lo + self.share] + batch[neg_lo:neg_lo + self.negative_share]
 
 
 def original_triplets(labels: Sequence[int], rng: np.random.Generator) -> np.ndarray:

@@ -107,6 +107,9 @@ class _TripletImages(torch.utils.data.Dataset):
         return x, torch.as_tensor(self.images.labels[[a, p, n]])
 
 
+_PLUMBING = ("ToImage", "ToDtype", "Normalize")  # transform steps not worth naming in the log
+
+
 class Batch(NamedTuple):
     """One training batch: ``images`` [B, 3, S, S], ``labels`` [B], and for the original recipe
     the given ``triplets`` (a, p, n) index tensors [T] into the batch (``None``: mine them)."""
@@ -194,7 +197,10 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if cfg.compile:
             self.forward = torch.compile(self.forward)
-        self.images = ImageDataset(self.folder.paths, self.labels, build_transform(self.spec, train=True))
+        transform = build_transform(self.spec, train=True, augment=cfg.augment)
+        self.images = ImageDataset(self.folder.paths, self.labels, transform)
+        log(f"augmentation {cfg.augment}: " + ", ".join(type(t).__name__ for t in transform.transforms
+                                                         if type(t).__name__ not in _PLUMBING))
 
         from facelib.losses import MarginSoftmaxLoss, TripletLoss
         from facelib.miners import get_miner
@@ -220,7 +226,7 @@ class Trainer:
             self.sampler = PKSampler(
                 self.labels, cfg.p, cfg.k, photos=self.folder.photos, distortions=self.folder.distortions,
                 clean_fraction=cfg.clean_fraction, min_photos=cfg.min_photos, batches_per_epoch=cfg.steps_per_epoch,
-                seed=cfg.seed,
+                negatives=cfg.negatives, seed=cfg.seed,
             )
             skipped = getattr(self.sampler, "skipped_identities", [])
             if skipped:
@@ -234,6 +240,12 @@ class Trainer:
                 self._split_sampler(log)
             self.steps_per_epoch = len(self.sampler)
             what = f"miner {cfg.miner}, margin {cfg.margin}" if cfg.loss == "triplet" else f"loss {cfg.loss}"
+            if cfg.negatives:
+                pool = len(self.sampler.negative_identities)
+                log(f"P x K sampler: + {self.sampler.negatives} extra negatives per batch, one image each of an "
+                    f"identity that is not a batch identity ({pool} such identities"
+                    + (f"; --negatives {cfg.negatives} clamped" if self.sampler.negatives < cfg.negatives else "")
+                    + ")")
             log(f"P x K batches: P={cfg.p} identities x K={cfg.k} images, {self.steps_per_epoch} steps per epoch, "
                 + what)
         else:
@@ -276,6 +288,9 @@ class Trainer:
 
         world, p = self.dist.world_size, self.sampler.p
         _check_split(p, world, self.gather or self.cfg.loss != "triplet")  # P may have been clamped
+        if self.sampler.negatives % world:
+            raise ConfigError(f"{self.sampler.negatives} extra negatives per batch cannot be split evenly over "
+                              f"{world} processes: use a multiple of {world}")
         self.sampler = RankSplitSampler(self.sampler, self.dist.rank, world)
         sync_bn = "SyncBatchNorm" if self.device.type == "cuda" else "GlobalBatchNorm"
         log(f"data-parallel: {world} processes ({'nccl' if self.device.type == 'cuda' else 'gloo'}), each "

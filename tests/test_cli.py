@@ -64,6 +64,9 @@ TINY_TRAIN = ["--image-size", "32", "--no-pretrained", "--backbone", "resnet18",
     (["--loss", "arcface", "--neck", "none", "--class-scale", "16"], ["arcface head", "margin 0.5, scale 16.0"]),
     (["--loss", "cosface", "--class-margin", "0.2"], ["cosface head", "margin 0.2, scale 30.0"]),
     (["--max-seconds", "1", "--epochs", "100"], ["time budget: 1 s", "time budget of 1 s spent"]),
+    (["--augment", "none"], ["augmentation none: Resize"]),
+    (["--augment", "mild"], ["augmentation mild: RandomResizedCrop, RandomHorizontalFlip, ColorJitter"]),
+    (["--augment", "strong"], ["augmentation strong: RandomResizedCrop", "RandomGrayscale, RandomErasing"]),
 ])
 def test_train_flag_values_run(synth_root, tmp_path, capsys, flags, expect):
     out = tmp_path / "m.pth"
@@ -72,6 +75,23 @@ def test_train_flag_values_run(synth_root, tmp_path, capsys, flags, expect):
     for phrase in expect:
         assert phrase in text, phrase
     assert out.is_file()
+
+
+@pytest.mark.parametrize("negatives", ["0", "1", "5"])
+def test_negatives_flag(tmp_path, capsys, negatives):
+    from tests.conftest import make_folder, write_image
+
+    root = make_folder(tmp_path / "d", identities=4, photos=3)
+    for name in ("solo", "duo"):
+        write_image(root / name / f"{name}_0001.jpg", seed=len(name))
+    assert main(["train", "--data", str(root), "--out", str(tmp_path / "m.pth"), *TINY_TRAIN,
+                 "--negatives", negatives]) == 0
+    text = capsys.readouterr().out
+    said = {"0": None, "1": "+ 1 extra negatives per batch", "5": "+ 2 extra negatives per batch"}[negatives]
+    assert ("extra negatives" in text) == (said is not None)
+    if said:
+        assert said in text and "(2 such identities" in text
+    assert ("--negatives 5 clamped" in text) == (negatives == "5")
 
 
 @pytest.mark.parametrize("min_photos", ["1", "2"])

@@ -69,7 +69,7 @@ ENTRY = textwrap.dedent('''
     atexit.register(dump)
     if os.environ.get("NO_AUGMENTATION"):
         import facelib.model, facelib.train
-        facelib.train.build_transform = lambda spec, train=False: facelib.model.build_transform(spec, train=False)
+        facelib.train.build_transform = lambda spec, train=False, **kw: facelib.model.build_transform(spec, train=False)
     from facelib.cli import main
     sys.exit(main(sys.argv[1:]))
 ''')
@@ -138,6 +138,19 @@ def test_rank_split_is_the_global_batch_in_rank_order():
             assert not set(labels[parts[0][step]]) & set(labels[parts[1][step]])  # own identities per rank
     with pytest.raises(ValueError, match="cannot be split evenly over 3"):
         RankSplitSampler(pk, 0, 3)
+
+
+def test_rank_split_shares_the_extra_negatives():
+    labels = np.concatenate([np.repeat(np.arange(6), 4), np.arange(6, 12)])  # 6 singletons
+    pk = PKSampler(labels, p=4, k=2, batches_per_epoch=4, negatives=4, seed=3)
+    whole = list(pk)
+    parts = [list(RankSplitSampler(PKSampler(labels, p=4, k=2, batches_per_epoch=4, negatives=4, seed=3), r, 2))
+             for r in (0, 1)]
+    for step, batch in enumerate(whole):
+        assert parts[0][step] == batch[0:4] + batch[8:10] and parts[1][step] == batch[4:8] + batch[10:12]
+        assert all(labels[j] >= 6 for j in batch[8:])
+    with pytest.raises(ValueError, match="3 extra negatives per batch cannot be split evenly over 2"):
+        RankSplitSampler(PKSampler(labels, p=4, k=2, negatives=3), 0, 2)
 
 
 def test_env_from_reads_torchrun_variables():
@@ -240,7 +253,7 @@ def test_two_processes_match_one_and_resume(synth_root: Path, tmp_path: Path, mo
     # the same on one process: 1 epoch, then resumed to 2
     from facelib import model as model_mod
 
-    monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False: model_mod.build_transform(spec))
+    monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False, **kw: model_mod.build_transform(spec))
     one = tmp_path / "one" / "m.pth"
     kw = dict(backbone="resnet18", neck="bn", miner="batch_hard", steps_per_epoch=2)
     train(_cfg(synth_root / "train", one, epochs=1, **kw), log=lambda s: None)
@@ -265,7 +278,7 @@ def test_arcface_class_weights_stay_in_sync(synth_root: Path, tmp_path: Path, mo
     _ok(_torchrun(args, tmp_path, entry, {"NO_AUGMENTATION": "1", "WATCH_DIR": str(runs), "RECORD_DIR": str(record)}))
     from facelib import model as model_mod
 
-    monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False: model_mod.build_transform(spec))
+    monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False, **kw: model_mod.build_transform(spec))
     one = tmp_path / "one" / "m.pth"
     train(_cfg(synth_root / "train", one, backbone="test_convnext", neck="none", loss="arcface", epochs=1,
                steps_per_epoch=2), log=lambda s: None)

@@ -44,6 +44,15 @@ def test_pretrained_offline_fails_fast_with_way_out(monkeypatch, tmp_path):
         build_model("resnet18", pretrained=True)
 
 
+def test_pretrained_available_answers_no_offline_without_cache(monkeypatch, tmp_path):
+    from facelib.model import pretrained_available
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # empty cache
+    assert pretrained_available("resnet18") is False
+    assert pretrained_available("not_a_timm_model") is False
+
+
 def test_local_weights_file(small, tmp_path):
     model, _ = small
     path = tmp_path / "resnet18.pth"
@@ -70,6 +79,34 @@ def test_transform_shapes(small):
     for train in (False, True):
         x = build_transform(spec, train=train)(im)
         assert x.shape == (3, 32, 32) and x.dtype == torch.float32
+
+
+@pytest.mark.parametrize("augment", ["none", "mild", "strong"])
+def test_augment_levels(small, augment):
+    """Evaluation is deterministic whatever the level; training varies except with "none", which is
+    exactly the evaluation resize."""
+    import numpy as np
+    from PIL import Image
+
+    _, spec = small
+    rng = np.random.default_rng(0)
+    im = Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8))
+    ev = build_transform(spec, train=False, augment=augment)
+    tr = build_transform(spec, train=True, augment=augment)
+    assert torch.equal(ev(im), ev(im))
+    torch.manual_seed(0)
+    draws = [tr(im) for _ in range(4)]
+    assert all(d.shape == (3, 32, 32) and d.dtype == torch.float32 for d in draws)
+    if augment == "none":
+        assert all(torch.equal(d, ev(im)) for d in draws)
+    else:
+        assert not all(torch.equal(d, draws[0]) for d in draws[1:])
+
+
+def test_augment_unknown_level_is_refused(small):
+    _, spec = small
+    with pytest.raises(ValueError, match="augment must be one of"):
+        build_transform(spec, train=True, augment="heavy")
 
 
 def test_checkpoint_round_trip_is_atomic_and_weights_only(small, tmp_path):

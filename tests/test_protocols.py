@@ -15,6 +15,7 @@ from facelib.protocols import (
     Identification,
     closed_protocol,
     cross_photo_protocol,
+    cross_photo_retrieval,
     detect_protocol,
     gallery_protocol,
     open_set_protocol,
@@ -129,6 +130,35 @@ def test_cross_photo_matches_brute_force(mode):
         assert s.photos[a.match_index[row]] != s.photos[q]
     assert 0 < r.top1 < 1 and r.top1 <= r.top5
     assert r.n_distractor_identities > 0
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 10_000])
+def test_cross_photo_retrieval_matches_the_whole_matrix(chunk):
+    from facelib.ranking import retrieval_metrics
+
+    s = random_set(seed=2)
+    got = cross_photo_retrieval(s, chunk=chunk)
+    g = np.flatnonzero(s.clean_mask)
+    ids, n = s.identities, {}
+    for ident, photo in set(zip(ids[g].tolist(), s.photos[g].tolist())):
+        n[ident] = n.get(ident, 0) + 1
+    q = np.flatnonzero([n.get(i, 0) >= 2 for i in ids.tolist()])
+    scores = s.embeddings[q] @ s.embeddings[g].T
+    scores[s.photos[q][:, None] == s.photos[g][None, :]] = -np.inf  # brute force: own photo hidden
+    want = retrieval_metrics(scores, ids[q], ids[g])
+    for key in ("map", "recall_at_1", "recall_at_5", "recall_at_10", "n_queries"):
+        assert got[key] == pytest.approx(want[key]), key
+    assert got["n_gallery"] == len(g) and 0 < got["map"] < 1
+    assert got["recall_at_1"] == pytest.approx(cross_photo_protocol(s, "all").top1)  # R@1 = nearest neighbour
+
+
+def test_cross_photo_retrieval_perfect_and_impossible():
+    perfect = make_set([("A", "a1", "", E[0]), ("A", "a2", "", E[0]), ("B", "b1", "", E[1]),
+                        ("B", "b2", "", E[1]), ("C", "c1", "", E[2])])
+    r = cross_photo_retrieval(perfect)
+    assert (r["map"], r["recall_at_1"], r["n_queries"], r["n_gallery"]) == (1.0, 1.0, 4, 5)
+    with pytest.raises(ValueError, match="at least 2 clean photos"):
+        cross_photo_retrieval(make_set([("A", "a1", "", E[0]), ("B", "b1", "", E[1])]))
 
 
 def test_cross_photo_requires_multi_photo_identities():

@@ -56,6 +56,9 @@ def test_classification_report_lists_only_identities_with_probes(tiny_checkpoint
     assert rows == ["id_0", "id_1", "id_2"]
     assert rep.primary.n_gallery_identities == 8 and rep.primary.probe_identities == rows
     assert rep.metrics["protocols"]["cross-photo"]["n_distractor_identities"] == 5
+    r = rep.metrics["retrieval"]["model"]  # mAP / Recall@K next to the top-1 (no pixel row: baseline off)
+    assert set(rep.metrics["retrieval"]) == {"model"} and r["n_gallery"] == 11 and r["n_queries"] == 12
+    assert 0 < r["map"] <= 1 and r["recall_at_1"] <= r["recall_at_5"] <= r["recall_at_10"]
 
 
 def test_target_far_is_checked(synth_root, capsys):

@@ -210,3 +210,36 @@ def test_min_photos_keeps_single_photo_identities_out_of_the_batches():
         PKSampler(labels, 2, 4, min_photos=2)
     with pytest.raises(ValueError, match=">= 5 photos"):
         PKSampler(labels, 2, 4, photos=photos, distortions=kinds, min_photos=5)
+
+
+def test_negatives_come_one_each_from_identities_that_are_not_batch_identities():
+    # identities 0-3: three photos x (clean + 2 distorted); 4-7: one photo x 3 images; 8-9: one image
+    labels, photos, kinds = [], [], []
+    for i in range(10):
+        shots = [(f"p{i}_{ph}", kind) for ph in range(3 if i < 4 else 1) for kind in ("", "blurred", "foggy")]
+        for photo, kind in shots[: 1 if i >= 8 else None]:
+            labels.append(i)
+            photos.append(photo)
+            kinds.append(kind)
+    labels_arr = np.array(labels)
+    s = PKSampler(labels, 2, 4, photos=photos, distortions=kinds, min_photos=2, negatives=3, seed=0,
+                  batches_per_epoch=50)
+    assert s.negative_identities == [4, 5, 6, 7, 8, 9] and s.negatives == 3
+    seen = set()
+    for batch in s:
+        assert len(batch) == 2 * 4 + 3
+        _check_pk(batch[:8], labels, 2, 4)
+        neg = labels_arr[batch[8:]]
+        assert len(set(neg)) == 3 and set(neg) <= {4, 5, 6, 7, 8, 9}  # distinct, from the pool only
+        assert not set(neg) & set(labels_arr[batch[:8]])
+        seen |= set(neg.tolist())
+    assert seen == {4, 5, 6, 7, 8, 9}
+    s.set_epoch(1)
+    again = PKSampler(labels, 2, 4, photos=photos, distortions=kinds, min_photos=2, negatives=3, seed=0,
+                      batches_per_epoch=50)
+    again.set_epoch(1)
+    assert list(s) == list(again)  # a pure function of (seed, epoch)
+    assert PKSampler(labels, 2, 4, photos=photos, distortions=kinds, min_photos=2, negatives=99).negatives == 6
+    assert PKSampler(labels, 2, 4, photos=photos, distortions=kinds, negatives=5).negatives == 2  # 8, 9 only
+    with pytest.raises(ValueError, match="negatives"):
+        PKSampler(labels, 2, 4, negatives=-1)

@@ -11,7 +11,8 @@ from facelib.notebook.setup import check_pretrained
 __all__ = ["pk_batch", "embed_batch"]
 
 
-def pk_batch(folder: FaceFolder, p: int, k: int, seed: int = 0, clean_fraction: float = 0.5) -> list[int]:
+def pk_batch(folder: FaceFolder, p: int, k: int, seed: int = 0,
+             clean_fraction: float = TrainConfig.clean_fraction) -> list[int]:
     """The first P x K batch the training sampler would draw (indices into ``folder.samples``)."""
     import warnings
 

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from facelib.config import EvalConfig, Profile, TrainConfig, get_profile, profile_name
 from facelib.data import DISTORTION_KINDS
 from facelib.errors import DataError
+from facelib.model import pretrained_available
 
 __all__ = ["repo_root", "setup", "NotebookSetup", "pretrained_available", "check_pretrained", "device_summary"]
 
@@ -158,14 +159,6 @@ def setup(data: str | os.PathLike | None = None, profile: str | None = None, run
         cfg.epochs = epochs
         notes.append(f"{ENV_EPOCHS}={epochs}")
     return NotebookSetup(prof.name, root, train_dir, val_dir, run_dir, synthetic, cfg, synth_summary, notes)
-
-
-
-def pretrained_available(backbone: str) -> bool:
-    """Can timm get ImageNet weights for ``backbone``: in the local cache, or the hub reachable?"""
-    from facelib.model import _hub_reachable, _hub_weights_cached  # TODO(lead): a public model.py function
-
-    return _hub_weights_cached(backbone) or _hub_reachable()
 
 
 def check_pretrained(cfg: TrainConfig, log: Callable[[str], None] = print) -> None:
