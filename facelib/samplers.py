@@ -45,9 +45,9 @@ class PKSampler(torch.utils.data.Sampler[list[int]]):
           other photos of the identity or distorted copies, which teaches clean<->distorted
           invariance. FACECOM training folders hold ~7 distorted copies per clean photo, so
           uniform picking would give batches that are ~88% distorted and rarely pair a
-          distorted anchor with a clean positive (the gallery side at test time). This
-          sampler's default is half/half; ``TrainConfig.clean_fraction`` defaults to 0.75
-          (3 of K=4 clean), measured best on FACECOM (benchmarks/RESULTS.md section 0.6).
+          distorted anchor with a clean positive (the gallery side at test time). Half/half
+          (the default) gives both directions in every identity; 0.75 won a one-seed FACECOM
+          sweep but not the 3-epoch check, and lost on synthetic faces (RESULTS.md 0.6).
 
     Epoch: ``batches_per_epoch`` defaults to ``ceil(n_usable_images / (P*K))`` so an epoch
     shows about as many images as the usable data set holds (images are drawn independently
