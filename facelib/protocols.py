@@ -557,6 +557,15 @@ def _photos_per_identity(s: EmbeddingSet, mask: np.ndarray) -> dict[str, int]:
     return out
 
 
+def _cross_photo_split(s: EmbeddingSet) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, int]]:
+    """Gallery indices (clean images), probe indices (every image of an identity with >= 2 clean
+    photos), those identities (sorted), and the clean-photo count of every identity."""
+    clean = s.clean_mask
+    n_photos = _photos_per_identity(s, clean)
+    multi = sorted(i for i, n in n_photos.items() if n >= 2)
+    return np.flatnonzero(clean), np.flatnonzero(np.isin(s.identities, multi)), multi, n_photos
+
+
 def cross_photo_protocol(s: EmbeddingSet, gallery: str = "mean", k: int = 5, backend: str = "auto") -> Identification:
     """Recognition across photos: no probe is ever compared with its own source photo.
 
@@ -565,11 +574,7 @@ def cross_photo_protocol(s: EmbeddingSet, gallery: str = "mean", k: int = 5, bac
     only. Single-photo identities stay in the gallery as distractors.
     """
     mode = _check_mode(gallery)
-    clean = s.clean_mask
-    gidx = np.flatnonzero(clean)
-    n_photos = _photos_per_identity(s, clean)
-    multi = sorted(i for i, n in n_photos.items() if n >= 2)
-    pidx = np.flatnonzero(np.isin(s.identities, multi))
+    gidx, pidx, multi, n_photos = _cross_photo_split(s)
     if len(pidx) == 0:
         raise ValueError(
             "cross-photo protocol needs identities with at least 2 clean photos; this set has none "
@@ -591,27 +596,21 @@ def cross_photo_retrieval(s: EmbeddingSet, ks: Sequence[int] = (1, 5, 10), chunk
     Returns ``{"map", "recall_at_<k>"..., "n_queries", "n_queries_without_match", "n_gallery"}``;
     ``recall_at_1`` equals the protocol's top-1 with ``gallery="all"``.
     """
-    from facelib.ranking import average_precision, first_correct_rank
+    from facelib.ranking import query_ranks, summarise
 
-    g = np.flatnonzero(s.clean_mask)
-    multi = [i for i, n in _photos_per_identity(s, s.clean_mask).items() if n >= 2]
-    q = np.flatnonzero(np.isin(s.identities, multi))
+    g, q, _, _ = _cross_photo_split(s)
     if len(q) == 0:
         raise ValueError("cross-photo retrieval needs identities with at least 2 clean photos; this set has none")
     gl, gp, ge = s.identities[g], s.photos[g], s.embeddings[g]
-    ap, first = [], []
+    first, ap = [], []
     for lo in range(0, len(q), chunk):
         qi = q[lo:lo + chunk]
         scores = s.embeddings[qi] @ ge.T
         scores[s.photos[qi][:, None] == gp[None, :]] = -np.inf
-        ap.append(average_precision(scores, s.identities[qi], gl))
-        first.append(first_correct_rank(scores, s.identities[qi], gl))
-    aps, ranks = np.concatenate(ap), np.concatenate(first)
-    ok = ranks >= 0
-    out: dict[str, Any] = {"map": float(aps[ok].mean()) if ok.any() else float("nan")}
-    out.update({f"recall_at_{k}": float((ranks[ok] < k).mean()) if ok.any() else float("nan") for k in ks})
-    out.update(n_queries=int(ok.sum()), n_queries_without_match=int((~ok).sum()), n_gallery=int(len(g)))
-    return out
+        f, a = query_ranks(scores, s.identities[qi], gl)
+        first.append(f)
+        ap.append(a)
+    return dict(summarise(np.concatenate(first), np.concatenate(ap), ks), n_gallery=int(len(g)))
 
 
 def _genuine_pairs(s: EmbeddingSet, max_genuine: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:

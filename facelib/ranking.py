@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["first_correct_rank", "cmc_curve", "average_precision", "retrieval_metrics"]
+__all__ = ["first_correct_rank", "cmc_curve", "average_precision", "query_ranks", "summarise", "retrieval_metrics"]
 
 
 def _sorted_relevance(scores, query_labels, gallery_labels) -> np.ndarray:
@@ -31,7 +31,10 @@ def _sorted_relevance(scores, query_labels, gallery_labels) -> np.ndarray:
 
 def first_correct_rank(scores, query_labels, gallery_labels) -> np.ndarray:
     """[Q] int: 0-based rank of the first correct gallery row; -1 where there is none."""
-    rel = _sorted_relevance(scores, query_labels, gallery_labels)
+    return _first(_sorted_relevance(scores, query_labels, gallery_labels))
+
+
+def _first(rel: np.ndarray) -> np.ndarray:
     return np.where(rel.any(axis=1), rel.argmax(axis=1), -1)
 
 
@@ -52,7 +55,10 @@ def average_precision(scores, query_labels, gallery_labels) -> np.ndarray:
 
     AP = mean over the correct rows of the precision at their rank; NaN where there is none.
     """
-    rel = _sorted_relevance(scores, query_labels, gallery_labels)
+    return _ap(_sorted_relevance(scores, query_labels, gallery_labels))
+
+
+def _ap(rel: np.ndarray) -> np.ndarray:
     hits = np.cumsum(rel, axis=1)
     precision = hits / np.arange(1, rel.shape[1] + 1)
     n_rel = rel.sum(axis=1)
@@ -60,12 +66,23 @@ def average_precision(scores, query_labels, gallery_labels) -> np.ndarray:
         return np.where(n_rel > 0, (precision * rel).sum(axis=1) / n_rel, np.nan)
 
 
-def retrieval_metrics(scores, query_labels, gallery_labels, ks: Sequence[int] = (1, 5, 10)) -> dict:
-    """``{"map", "recall_at_<k>"..., "n_queries", "n_queries_without_match"}`` as plain Python numbers."""
-    ap = average_precision(scores, query_labels, gallery_labels)
-    ok = np.isfinite(ap)
+def query_ranks(scores, query_labels, gallery_labels) -> tuple[np.ndarray, np.ndarray]:
+    """(first correct rank [Q] int, -1 where none; average precision [Q] float, NaN where none) from
+    one sort of ``scores``: what :func:`summarise` needs, so a caller can score queries in chunks."""
+    rel = _sorted_relevance(scores, query_labels, gallery_labels)
+    return _first(rel), _ap(rel)
+
+
+def summarise(first: np.ndarray, ap: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict:
+    """``{"map", "recall_at_<k>"..., "n_queries", "n_queries_without_match"}`` from :func:`query_ranks`'
+    arrays (concatenated over chunks), as plain Python numbers; queries without a match are left out."""
+    ok = first >= 0
     out: dict = {"map": float(ap[ok].mean()) if ok.any() else float("nan")}
-    cmc = cmc_curve(scores, query_labels, gallery_labels, max_rank=max(ks))
-    out.update({f"recall_at_{k}": float(cmc[k - 1]) for k in ks})
+    out.update({f"recall_at_{k}": float((first[ok] < k).mean()) if ok.any() else float("nan") for k in ks})
     out.update(n_queries=int(ok.sum()), n_queries_without_match=int((~ok).sum()))
     return out
+
+
+def retrieval_metrics(scores, query_labels, gallery_labels, ks: Sequence[int] = (1, 5, 10)) -> dict:
+    """``{"map", "recall_at_<k>"..., "n_queries", "n_queries_without_match"}`` as plain Python numbers."""
+    return summarise(*query_ranks(scores, query_labels, gallery_labels), ks=ks)

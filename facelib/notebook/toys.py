@@ -243,10 +243,7 @@ def toy_training_figure(runs: Mapping[str, Sequence[Mapping[str, float]]]) -> Fi
         ax2.plot(steps, [h["all_active"] for h in hist], label=name)
     ax1.set_title("loss of the picked triplets (mean over active)")
     ax2.set_title("fraction of ALL triplets still active")
-    for ax in (ax1, ax2):
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    _finish_step_axes(ax1, ax2)
     return fig
 
 
@@ -341,8 +338,13 @@ def collapse_figure(runs: Mapping[str, Sequence[Mapping[str, float]]], margin: f
     ax1.set_title("spread of all embeddings (1 = spread out, 0 = one point)")
     ax2.axhline(margin, color="k", ls=":", lw=1, label="the margin")
     ax2.set_title("batch loss")
-    for ax in (ax1, ax2):
+    _finish_step_axes(ax1, ax2)
+    return fig
+
+
+def _finish_step_axes(*axes) -> None:
+    """x label "step", a light grid and a legend on each of ``axes``."""
+    for ax in axes:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return fig
