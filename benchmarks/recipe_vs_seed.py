@@ -17,8 +17,9 @@ data loading included, and its learning-rate schedule is fitted to the budget), 
 ``--steps`` (equal optimisation steps; fair between recipes of equal batch size and input
 size when the machine is shared), or ``--epochs`` (full epochs). Each recipe is then scored on
 ``val`` with the cross-photo protocol (a probe never matches its own source photo), gallery of
-all images (the primary figure) and of per-identity means, per distortion kind; the pixel
-baseline and the untrained network are scored on the same probes. Everything goes through the
+all images (the primary figure, with a 95% interval from a bootstrap over the probe identities)
+and of per-identity means, per distortion kind; the pixel baseline and the untrained network are
+scored on the same probes. Everything goes through the
 public API: ``facelib.train.train``, ``facelib.embed.embed_folder``, the protocols.
 """
 
@@ -90,8 +91,40 @@ def score(model, spec, folder, device, workers: int) -> dict[str, Any]:
     r_all = cross_photo_protocol(es, gallery="all")
     r_mean = cross_photo_protocol(es, gallery="mean")
     return {"top1_all": float(r_all.top1), "top1_mean": float(r_mean.top1), "top5_all": float(r_all.top5),
+            "top1_all_ci": interval(r_all),
             "per_distortion": r_all.per_distortion, "n_probes": int(r_all.n_probes),
             "n_probe_identities": int(r_all.n_probe_identities), "es": es}
+
+
+def train_probe(train, val, seed: int):
+    """A val-shaped subset of the *training* identities: as many multi-photo identities (capped at val's
+    largest photo count) and single-photo identities as val has, all their images. Scored next to val
+    in ``--curve``, it separates "has not learned faces yet" from "has learned these faces only"."""
+    import numpy as np
+
+    def photos_per_identity(folder) -> dict[str, int]:
+        out: dict[str, set[str]] = {}
+        for smp in folder.samples:
+            out.setdefault(smp.identity, set()).add(smp.photo)
+        return {k: len(v) for k, v in out.items()}
+
+    vp, tp = photos_per_identity(val), photos_per_identity(train)
+    cap = max(vp.values())
+    rng = np.random.default_rng(seed)
+    multi = sorted(k for k, n in tp.items() if 2 <= n <= cap)
+    single = sorted(k for k, n in tp.items() if n == 1)
+    n_multi, n_single = sum(n >= 2 for n in vp.values()), sum(n == 1 for n in vp.values())
+    keep = set(rng.choice(multi, min(n_multi, len(multi)), replace=False)) | set(
+        rng.choice(single, min(n_single, len(single)), replace=False))
+    return train.select(lambda smp: smp.identity in keep)
+
+
+def interval(r) -> list[float]:
+    """95% interval of a protocol's top-1, bootstrapping whole probe identities (their probes are correlated)."""
+    from facelib.metrics import bootstrap_interval
+
+    b = bootstrap_interval(r.correct, r.y_true)
+    return [b["low"], b["high"]]
 
 
 def budget_kwargs(args) -> dict[str, Any]:
@@ -119,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pretrained", action="store_true", help="timm hub weights (default: random init)")
     ap.add_argument("--recipes", nargs="+", default=DEFAULT_RECIPES, help="see the module docstring")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--curve", action="store_true", help="score val after every epoch (top-1 against time)")
+    ap.add_argument("--curve", action="store_true",
+                    help="score val, and a val-shaped subset of the training identities, after every epoch")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--no-baselines", action="store_true", help="skip the untrained-network and pixel rows")
@@ -157,15 +191,19 @@ def main(argv: list[str] | None = None) -> None:
         common.log_err(f"== {text}: {recipe_label(cfg)}")
         load0 = common.loadavg()
         curve: list[dict[str, Any]] = []
-        if args.curve:  # score val after every epoch: top-1 against training time within this one run
+        if args.curve:  # score after every epoch: top-1 against training time within this one run
             trainer = Trainer(cfg, log=lambda m: common.log_err("  " + m))
+            seen = train_probe(scan_folder(root / "train"), val, args.seed)
 
             def at_epoch_end(entry: dict[str, Any], t=trainer) -> None:
                 t.model.eval()
                 c = score(t.model, t.spec, val, device, args.workers)
+                c_seen = score(t.model, t.spec, seen, device, args.workers)
                 curve.append(dict(train_s=t.elapsed, steps=t.steps_done, top1_all=c["top1_all"],
-                                  top1_mean=c["top1_mean"], spread=entry.get("spread")))
-                common.log_err(f"   curve: {t.elapsed:7.0f} s  {t.steps_done:5d} steps  top-1 {c['top1_all']:.4f}")
+                                  top1_mean=c["top1_mean"], train_top1_all=c_seen["top1_all"],
+                                  spread=entry.get("spread")))
+                common.log_err(f"   curve: {t.elapsed:7.0f} s  {t.steps_done:5d} steps  top-1 {c['top1_all']:.4f} "
+                               f"(training identities {c_seen['top1_all']:.4f})")
 
             result = trainer.fit(on_epoch_end=at_epoch_end)
         else:
@@ -194,7 +232,8 @@ def main(argv: list[str] | None = None) -> None:
 
         pa, pm = (pixel_baseline("cross-photo", ref_es, gallery=g) for g in ("all", "mean"))
         baselines["pixel cosine 32x32 gray (no learning)"] = dict(
-            top1_all=float(pa.top1), top1_mean=float(pm.top1), per_distortion=pa.per_distortion)
+            top1_all=float(pa.top1), top1_mean=float(pm.top1), top1_all_ci=interval(pa),
+            per_distortion=pa.per_distortion)
         from facelib.train import seed_everything
 
         seed_everything(args.seed)
@@ -212,23 +251,29 @@ def main(argv: list[str] | None = None) -> None:
                     loadavg_before=load_before, loadavg_after=common.loadavg())
     common.print_header("Training recipes at an equal budget", info, settings)
     orig = next((r for r in rows if r["recipe"].startswith("original")), None)
-    table = [[name, f"{b['top1_all']:.3f}", f"{b['top1_mean']:.3f}", "-", "-", "-", "-", "-", "-"]
+
+    def ci(r: dict[str, Any]) -> str:
+        return "{:.3f}-{:.3f}".format(*r["top1_all_ci"])
+
+    table = [[name, f"{b['top1_all']:.3f}", ci(b), f"{b['top1_mean']:.3f}", "-", "-", "-", "-", "-", "-"]
              for name, b in baselines.items()]
     for r in rows:
         ratio = f"{r['top1_all'] / orig['top1_all']:.2f}x" if orig and orig["top1_all"] > 0 else "-"
-        table.append([f"`{r['recipe']}`: {r['label']}", f"{r['top1_all']:.3f}", f"{r['top1_mean']:.3f}", ratio,
+        table.append([f"`{r['recipe']}`: {r['label']}", f"{r['top1_all']:.3f}", ci(r), f"{r['top1_mean']:.3f}", ratio,
                       r["steps"], f"{r['img_per_s']:.1f}", f"{r['seconds']:.0f}",
                       f"{r['final_spread']:.3f} (min {r['min_spread']:.3f})", r["collapse_warnings"]])
-    print(common.markdown_table(["recipe", "top-1 (all)", "top-1 (mean)", "vs original", "steps", "img/s",
-                                 "train s", "final spread", "collapse warnings"], table))
+    print(common.markdown_table(["recipe", "top-1 (all)", "95% interval", "top-1 (mean)", "vs original", "steps",
+                                 "img/s", "train s", "final spread", "collapse warnings"], table))
     print()
     for r in rows:
         if r["curve"]:
             print(f"Top-1 against training time within one run of `{r['recipe']}` (its schedule spans the whole "
                   "budget, so early points are at a high learning rate, not the end of a shorter run):\n")
-            print(common.markdown_table(["train min", "steps", "top-1 (all)", "top-1 (mean)", "spread"], [
-                [f"{c['train_s'] / 60:.1f}", c["steps"], f"{c['top1_all']:.3f}", f"{c['top1_mean']:.3f}",
-                 f"{c['spread']:.3f}"] for c in r["curve"]]))
+            print(common.markdown_table(
+                ["train min", "steps", "val top-1 (all)", "val top-1 (mean)", "training identities top-1 (all)",
+                 "spread"],
+                [[f"{c['train_s'] / 60:.1f}", c["steps"], f"{c['top1_all']:.3f}", f"{c['top1_mean']:.3f}",
+                  f"{c['train_top1_all']:.3f}", f"{c['spread']:.3f}"] for c in r["curve"]]))
             print()
     kinds = sorted({k for r in list(baselines.values()) + rows for k in r.get("per_distortion", {})})
     if kinds:

@@ -19,6 +19,7 @@ __all__ = [
     "verification_metrics",
     "dir_at_fpir",
     "per_group_accuracy",
+    "bootstrap_interval",
     "rate_key",
     "l2_normalize",
 ]
@@ -91,6 +92,33 @@ def per_group_accuracy(correct, groups) -> dict[str, float]:
     if c.shape != g.shape:
         raise ValueError(f"correct {c.shape} and groups {g.shape} differ in shape")
     return {str(name): float(c[g == name].mean()) for name in sorted(set(g.tolist()))}
+
+
+def bootstrap_interval(correct, groups, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Accuracy of ``correct`` [Q] bool with a percentile interval from a cluster bootstrap over ``groups``
+    [Q] (e.g. the probe's identity): whole groups are resampled with replacement, because the probes of
+    one person (one photo and its distorted copies) succeed or fail together, so the probes are not
+    independent and a per-probe binomial interval would be too narrow.
+
+    Returns ``{"accuracy", "low", "high", "n_groups"}``.
+    """
+    c = _np(correct).astype(bool)
+    g = _np(groups).astype(str)
+    if c.shape != g.shape or c.ndim != 1:
+        raise ValueError(f"correct {c.shape} and groups {g.shape} must be 1-D of equal length")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if c.size == 0:
+        raise ValueError("no probes")
+    _, inverse = np.unique(g, return_inverse=True)
+    hits = np.bincount(inverse, weights=c, minlength=inverse.max() + 1)  # per group
+    sizes = np.bincount(inverse, minlength=inverse.max() + 1).astype(float)
+    rng = np.random.default_rng(seed)
+    draw = rng.integers(0, len(sizes), size=(n_boot, len(sizes)))  # [n_boot, groups]
+    acc = hits[draw].sum(axis=1) / sizes[draw].sum(axis=1)
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(acc, [tail, 100.0 - tail])
+    return {"accuracy": float(c.mean()), "low": float(low), "high": float(high), "n_groups": int(len(sizes))}
 
 
 # --------------------------------------------------------------------------- verification

@@ -72,9 +72,12 @@ def rank_seed(seed: int, epoch: int, rank: int | None = None) -> int:
     return int(np.random.SeedSequence(key).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-def _check_split(p: int, world: int, global_batch: bool) -> None:
-    """P identities per step must split evenly over the processes; a process mining its own share
-    (``global_batch`` False) needs two identities of it for negatives."""
+def _check_split(p: int, world: int, global_batch: bool, negatives: int = 0) -> None:
+    """P identities (and the extra ``negatives``) per step must split evenly over the processes; a
+    process mining its own share (``global_batch`` False) needs two identities of it for negatives."""
+    if negatives % world:
+        raise ConfigError(f"{negatives} extra negatives per batch cannot be split evenly over "
+                          f"{world} processes: use a multiple of {world}")
     if p % world:
         raise ConfigError(f"P={p} identities per batch cannot be split evenly over {world} processes: "
                           f"use a P that is a multiple of {world}")
@@ -155,7 +158,7 @@ class Trainer:
             if cfg.sampler != "pk":
                 raise ConfigError("data-parallel training needs the P x K sampler; the original recipe "
                                   "(--sampler triplets) runs in one process")
-            _check_split(cfg.p, env.world_size, cfg.gather or cfg.loss != "triplet")
+            _check_split(cfg.p, env.world_size, cfg.gather or cfg.loss != "triplet", cfg.negatives)
         distributed.init_process_group(env, self.device)
         self.dist = distributed.current()
         self.cfg, self.log = cfg, log if self.dist.is_main else _quiet
@@ -287,10 +290,8 @@ class Trainer:
         from facelib.samplers import RankSplitSampler
 
         world, p = self.dist.world_size, self.sampler.p
-        _check_split(p, world, self.gather or self.cfg.loss != "triplet")  # P may have been clamped
-        if self.sampler.negatives % world:
-            raise ConfigError(f"{self.sampler.negatives} extra negatives per batch cannot be split evenly over "
-                              f"{world} processes: use a multiple of {world}")
+        # P and the negatives may have been clamped to the data: check what the sampler uses
+        _check_split(p, world, self.gather or self.cfg.loss != "triplet", self.sampler.negatives)
         self.sampler = RankSplitSampler(self.sampler, self.dist.rank, world)
         sync_bn = "SyncBatchNorm" if self.device.type == "cuda" else "GlobalBatchNorm"
         log(f"data-parallel: {world} processes ({'nccl' if self.device.type == 'cuda' else 'gloo'}), each "

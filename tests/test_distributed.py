@@ -213,6 +213,7 @@ def test_bad_split_is_one_error_line_on_rank_zero_only(synth_root: Path, tmp_pat
     monkeypatch.setenv("LOCAL_RANK", rank)
     for flags, message in ((["--p", "3"], "P=3 identities per batch cannot be split evenly over 2 processes"),
                            (["--p", "2", "--no-gather"], "with --no-gather each process mines its own P/2=1"),
+                           (["--negatives", "3"], "3 extra negatives per batch cannot be split evenly over 2"),
                            (["--sampler", "triplets"], "data-parallel training needs the P x K sampler")):
         code = main(["train", "--data", str(synth_root / "train"), "--out", str(tmp_path / "m.pth"), *TINY, *flags])
         err = capsys.readouterr().err.strip().splitlines()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from facelib.metrics import (
+    bootstrap_interval,
     dir_at_fpir,
     identification_metrics,
     l2_normalize,
@@ -89,6 +90,27 @@ def test_dir_at_fpir_hand_computed():
     assert r["dir_at_fpir_1e-2"] == pytest.approx(0.25)
     assert r["fpir_actual_1e-2"] == 0.0
     assert r["n_known"] == 4 and r["n_unknown"] == 10
+
+
+def test_bootstrap_interval_known_answers():
+    # every group all-correct or all-wrong in the same way: no spread at all
+    assert bootstrap_interval([1, 1, 1, 1], ["a", "a", "b", "b"]) == {"accuracy": 1.0, "low": 1.0, "high": 1.0,
+                                                                        "n_groups": 2}
+    # 40 groups of 10 probes, half the groups right: the interval holds 0.5 and is deterministic by seed
+    correct = np.repeat(np.arange(40) % 2, 10)
+    groups = np.repeat(np.arange(40), 10)
+    r = bootstrap_interval(correct, groups, seed=3)
+    assert r["accuracy"] == 0.5 and r["n_groups"] == 40
+    assert r["low"] < 0.5 < r["high"] and r == bootstrap_interval(correct, groups, seed=3)
+    # clustered probes: wider than treating the same 400 probes as independent (one group each)
+    flat = bootstrap_interval(correct, np.arange(400), seed=3)
+    assert (r["high"] - r["low"]) > 2.5 * (flat["high"] - flat["low"])
+    # the per-probe interval is near the binomial one: 1.96 * sqrt(0.25 / 400) = 0.049 each side
+    assert abs((flat["high"] - flat["low"]) / 2 - 0.049) < 0.01
+    with pytest.raises(ValueError, match="equal length"):
+        bootstrap_interval([1, 0], ["a"])
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_interval([1, 0], ["a", "b"], level=1.0)
 
 
 def test_per_group_accuracy_and_rate_key():
