@@ -39,6 +39,7 @@ import numpy as np
 from facelib.config import GALLERY_MODES
 from facelib.embeddings import EmbeddingSet
 from facelib.metrics import (
+    bootstrap_interval,
     dir_at_fpir,
     identification_metrics,
     l2_normalize,
@@ -194,6 +195,15 @@ class Identification:
     def top5(self) -> float:
         return topk_accuracy(self.y_true, self.topk_identities, 5)
 
+    @cached_property
+    def top1_interval(self) -> tuple[float, float]:
+        """95% interval of :attr:`top1` from a bootstrap over the probe identities (seeded: repeatable).
+        A person's probes succeed or fail together, so it is wider than a per-probe binomial interval."""
+        if not self.n_probes:
+            return (0.0, 0.0)
+        b = bootstrap_interval(self.correct, self.y_true)
+        return (b["low"], b["high"])
+
     @property
     def macro_f1(self) -> float:
         return self._idm["macro_f1"]
@@ -215,6 +225,7 @@ class Identification:
             "n_gallery_images": int(self.n_gallery_images),
             "n_gallery_identities": int(self.n_gallery_identities),
             "top1": self.top1,
+            "top1_interval": list(self.top1_interval),
             "top5": self.top5,
             "macro_f1": self.macro_f1,
             "n_probes": self.n_probes,

@@ -135,6 +135,10 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
         b = baselines.get(name)
         log(f"{name:<13} {r.top1:>6.3f} {r.top5:>6.3f} {r.macro_f1:>8.3f} {r.n_probes:>7}  "
             + (f"{b.top1:.3f}" if b is not None else "-") + ("   <- primary" if name == main_name else ""))
+    if main_name in identification:
+        lo, hi = results[main_name].top1_interval
+        log(f"{main_name} top-1 95% interval {lo:.3f}-{hi:.3f} (bootstrap over its "
+            f"{results[main_name].n_identities} probe identities)")
     for name in ("verification", "open-set"):
         if name in results:
             log(results[name].summary() + ("   <- primary" if name == main_name else ""))
@@ -183,7 +187,8 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
     if main_name == "verification":
         top = {k: v for k, v in headline.items() if k not in ("protocol", "description", "embedding")}
     else:
-        top = {k: headline[k] for k in ("top1", "top5", "macro_f1", "n_probes", "n_gallery", "per_distortion")}
+        top = {k: headline[k] for k in ("top1", "top1_interval", "top5", "macro_f1", "n_probes", "n_gallery",
+                                        "per_distortion")}
     base = baselines.get(main_name)
     metrics: dict[str, Any] = {
         "protocol": main_name,

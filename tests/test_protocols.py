@@ -215,6 +215,9 @@ def test_identification_result_keys():
     c = cross_photo_protocol(random_set(n_ids=8, seed=4), "all")
     assert set(c.per_distortion) == {"clean", "foggy", "blurred"}
     assert c.gallery_unit == "images" and c.n_gallery == c.n_gallery_images
+    lo, hi = c.top1_interval  # bootstrap over the 8 probe identities: holds top-1, repeatable
+    assert 0 <= lo <= c.top1 <= hi <= 1 and hi > lo and c.to_dict()["top1_interval"] == [lo, hi]
+    assert cross_photo_protocol(random_set(n_ids=8, seed=4), "all").top1_interval == (lo, hi)
     for key in ("y_true", "y_pred", "best_score", "probe_index", "topk_identities", "match_path"):
         assert len(getattr(c, key)) == c.n_probes
 

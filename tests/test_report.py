@@ -59,6 +59,8 @@ def test_classification_report_lists_only_identities_with_probes(tiny_checkpoint
     r = rep.metrics["retrieval"]["model"]  # mAP / Recall@K next to the top-1 (no pixel row: baseline off)
     assert set(rep.metrics["retrieval"]) == {"model"} and r["n_gallery"] == 11 and r["n_queries"] == 12
     assert 0 < r["map"] <= 1 and r["recall_at_1"] <= r["recall_at_5"] <= r["recall_at_10"]
+    lo, hi = rep.metrics["top1_interval"]  # the headline top-1 with its bootstrap interval
+    assert lo <= rep.metrics["top1"] <= hi and rep.metrics["top1"] == rep.primary.top1
 
 
 def test_target_far_is_checked(synth_root, capsys):
