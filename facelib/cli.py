@@ -82,6 +82,10 @@ def add_train_args(p: argparse.ArgumentParser, data_default: str = "train") -> N
     g.add_argument("--distance", choices=("euclidean", "cosine"), default=_default("distance"),
                    help="distance on normalised embeddings (default: %(default)s)")
     g.add_argument("--soft-margin", action="store_true", help="softplus instead of hinge")
+    g.add_argument("--normalize-embeddings", action=argparse.BooleanOptionalAction, default=None,
+                   help="triplet loss on L2-normalised embeddings; --no-normalize-embeddings: on the neck's "
+                        "output scaled by 1/sqrt(dim) (evaluation always normalises) (default: "
+                        f"{'yes' if _default('normalize_embeddings') else 'no'})")
     g.add_argument("--min-photos", type=int, default=_default("min_photos"),
                    help="draw as batch identities only those with at least this many distinct photos "
                         "(default: %(default)s)")
@@ -118,7 +122,7 @@ def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
     )
     if a.recipe != "original":
         kw.update(warmup=a.warmup, grad_clip=a.grad_clip, patience=a.patience)
-    for name in ("sampler", "miner", "margin", "neck"):
+    for name in ("sampler", "miner", "margin", "neck", "normalize_embeddings"):
         if getattr(a, name) is not None:
             kw[name] = getattr(a, name)
     if a.batch_size is not None:

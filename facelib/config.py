@@ -60,6 +60,10 @@ class TrainConfig:
     margin: float = 0.2
     distance: str = "euclidean"
     soft_margin: bool = False
+    # The triplet loss on L2-normalised embeddings (True) or on the BN neck's output scaled by 1/sqrt(dim),
+    # so a standardised embedding has unit expected norm and the margin keeps its scale (False).
+    # ArcFace/CosFace always compare on the sphere. Measured: RESULTS.md section 0.8.
+    normalize_embeddings: bool = True
     class_margin: float | None = None  # arcface/cosface additive margin (None: 0.5 arcface, 0.35 cosface)
     class_scale: float = 30.0  # arcface/cosface logit scale
     clean_fraction: float = 0.5  # 0.75 won a FACECOM sweep but lost on synthetic faces and in the CLI check (RESULTS.md 0.6)
@@ -124,7 +128,8 @@ class TrainConfig:
     def original(cls, **overrides: Any) -> "TrainConfig":
         """The seed scripts' recipe: random triplets, 3 passes each, TripletMarginLoss(margin=1)."""
         base = dict(sampler="triplets", miner="random", margin=1.0, batch_size=32, warmup=0.0,
-                    grad_clip=None, patience=None, clean_fraction=0.5, neck="none", loss="triplet")
+                    grad_clip=None, patience=None, clean_fraction=0.5, neck="none", loss="triplet",
+                    normalize_embeddings=True)
         base.update(overrides)
         return cls(**base)
 

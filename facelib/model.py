@@ -52,7 +52,9 @@ class EmbeddingNet(nn.Module):
     training starts with embeddings spread over the sphere instead of collapsed to a point, and
     hardest-negative mining has real negatives to push away. At eval time it is a fixed affine map.
 
-    ``forward``: images [B, 3, H, W] -> embeddings [B, dim] with unit L2 norm.
+    ``forward``: images [B, 3, H, W] -> embeddings [B, dim] with unit L2 norm; with
+    ``normalize=False`` the neck's output before the norm (what a triplet loss on un-normalised
+    embeddings trains on; see ``TrainConfig.normalize_embeddings``).
     """
 
     def __init__(self, backbone: str = "resnet50", embedding_dim: int = 512, pretrained: bool = False,
@@ -75,9 +77,9 @@ class EmbeddingNet(nn.Module):
         self.neck = nn.BatchNorm1d(embedding_dim) if neck == "bn" else nn.Identity()
         self.embedding_dim = embedding_dim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.backbone(x)
-        return F.normalize(self.neck(self.head(feats).float()), dim=1)
+    def forward(self, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        z = self.neck(self.head(self.backbone(x)).float())
+        return F.normalize(z, dim=1) if normalize else z
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

@@ -192,6 +192,8 @@ class Trainer:
                           else distributed.convert_global_batchnorm(self.model))
         self.model.to(self.device, memory_format=self.memory_format)
         self.gather = self.dist.enabled and cfg.gather
+        # ArcFace/CosFace normalise inside the loss; only the triplet loss may see un-normalised embeddings
+        self.normalize = cfg.normalize_embeddings or cfg.loss != "triplet"
         self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -242,7 +244,9 @@ class Trainer:
             if self.dist.enabled:
                 self._split_sampler(log)
             self.steps_per_epoch = len(self.sampler)
-            what = f"miner {cfg.miner}, margin {cfg.margin}" if cfg.loss == "triplet" else f"loss {cfg.loss}"
+            what = (f"miner {cfg.miner}, margin {cfg.margin}, "
+                    + ("on L2-normalised embeddings" if self.normalize else "on un-normalised embeddings / sqrt(dim)")
+                    if cfg.loss == "triplet" else f"loss {cfg.loss}")
             if cfg.negatives:
                 pool = len(self.sampler.negative_identities)
                 log(f"P x K sampler: + {self.sampler.negatives} extra negatives per batch, one image each of an "
@@ -362,10 +366,12 @@ class Trainer:
             g["lr"] = self.learning_rate()
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             if batch.triplets is not None:  # the original recipe: one forward pass per triplet member
-                emb = torch.cat([self.forward(part) for part in x.chunk(3)])
+                emb = torch.cat([self.forward(part, normalize=self.normalize) for part in x.chunk(3)])
             else:
-                emb = self.forward(x)
+                emb = self.forward(x, normalize=self.normalize)
         emb = emb.float()
+        if not self.normalize:  # a standardised (BN neck) embedding then has unit expected norm, like the sphere
+            emb = emb / math.sqrt(emb.shape[1])
         mining: dict[str, Any] = {}
         if self.dist.enabled:
             mining["generator"] = self._mining_generator
@@ -393,7 +399,7 @@ class Trainer:
         self.steps_done += 1
         stats = {k: v for k, v in stats.items() if isinstance(v, torch.Tensor)}
         stats["loss"] = loss.detach()
-        stats["spread"] = embedding_spread(emb.detach())
+        stats["spread"] = embedding_spread(nn.functional.normalize(emb.detach(), dim=1))  # on the sphere
         return stats
 
     # ----------------------------------------------------------------------------- epochs

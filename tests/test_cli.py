@@ -65,6 +65,8 @@ TINY_TRAIN = ["--image-size", "32", "--no-pretrained", "--backbone", "resnet18",
     (["--loss", "cosface", "--class-margin", "0.2"], ["cosface head", "margin 0.2, scale 30.0"]),
     (["--max-seconds", "1", "--epochs", "100"], ["time budget: 1 s", "time budget of 1 s spent"]),
     (["--augment", "none"], ["augmentation none: Resize"]),
+    (["--normalize-embeddings"], ["margin 0.", "on L2-normalised embeddings"]),
+    (["--no-normalize-embeddings"], ["margin 0.", "on un-normalised embeddings / sqrt(dim)"]),
     (["--augment", "mild"], ["augmentation mild: RandomResizedCrop, RandomHorizontalFlip, ColorJitter"]),
     (["--augment", "strong"], ["augmentation strong: RandomResizedCrop", "RandomGrayscale, RandomErasing"]),
 ])

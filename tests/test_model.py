@@ -32,6 +32,15 @@ def test_embeddings_are_unit_norm(small):
     assert spec.weights_source == "random" and "random initialisation" in describe_weights(spec)
 
 
+def test_unnormalised_output_is_the_neck_before_the_norm(small):
+    model, _ = small
+    model.eval()
+    x = torch.randn(3, 3, 32, 32)
+    z = model(x, normalize=False)
+    assert z.shape == (3, 16) and not torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-3)
+    assert torch.allclose(torch.nn.functional.normalize(z, dim=1), model(x), atol=1e-6)
+
+
 def test_resnet50_head_is_2048_to_512():
     net = EmbeddingNet("resnet50", 512)
     assert net.head.in_features == 2048 and net.head.out_features == 512

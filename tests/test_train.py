@@ -181,6 +181,21 @@ def test_original_recipe_batches_carry_their_triplets(synth_root: Path, tmp_path
     assert torch.isfinite(stats["loss"]) and stats["loss"].dim() == 0
 
 
+@pytest.mark.parametrize("normalize", [True, False])
+def test_triplet_loss_sees_the_embeddings_it_is_told(synth_root: Path, tmp_path: Path, normalize: bool):
+    # The first step's BN neck (weight 1, bias 0, batch statistics) standardises every dimension, so
+    # un-normalised embeddings / sqrt(dim) have mean squared norm exactly 1 over the batch.
+    t = Trainer(tiny(synth_root / "train", tmp_path / "m.pth", normalize_embeddings=normalize), **QUIET)
+    seen = []
+    loss = t.criterion
+    t.criterion = lambda emb, *idx: (seen.append(emb.detach()), loss(emb, *idx))[1]
+    stats = t.step(next(iter(t.batches(0))))
+    norms = seen[0].norm(dim=1)
+    assert abs(float((norms ** 2).mean()) - 1.0) < 1e-3
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-4) == normalize
+    assert 0.0 < float(stats["spread"]) <= 1.0 + 1e-6  # measured on the sphere either way
+
+
 def test_step_stats_stay_on_the_device(synth_root: Path, tmp_path: Path):
     t = Trainer(tiny(synth_root / "train", tmp_path / "m.pth"), **QUIET)
     stats = t.step(next(iter(t.batches(0))))
