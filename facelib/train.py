@@ -192,8 +192,9 @@ class Trainer:
                           else distributed.convert_global_batchnorm(self.model))
         self.model.to(self.device, memory_format=self.memory_format)
         self.gather = self.dist.enabled and cfg.gather
-        # ArcFace/CosFace normalise inside the loss; only the triplet loss may see un-normalised embeddings
-        self.normalize = cfg.normalize_embeddings or cfg.loss != "triplet"
+        # ArcFace/CosFace and the cosine distance normalise inside the loss (the same values and gradients
+        # either way): only a Euclidean triplet loss sees un-normalised embeddings, and the log says so
+        self.normalize = cfg.normalize_embeddings or cfg.loss != "triplet" or cfg.distance == "cosine"
         self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel

@@ -67,6 +67,8 @@ TINY_TRAIN = ["--image-size", "32", "--no-pretrained", "--backbone", "resnet18",
     (["--augment", "none"], ["augmentation none: Resize"]),
     (["--normalize-embeddings"], ["margin 0.", "on L2-normalised embeddings"]),
     (["--no-normalize-embeddings"], ["margin 0.", "on un-normalised embeddings / sqrt(dim)"]),
+    (["--distance", "cosine", "--no-normalize-embeddings"], ["margin 0.", "on L2-normalised embeddings"]),
+    (["--distance", "euclidean"], ["on L2-normalised embeddings"]),
     (["--augment", "mild"], ["augmentation mild: RandomResizedCrop, RandomHorizontalFlip, ColorJitter"]),
     (["--augment", "strong"], ["augmentation strong: RandomResizedCrop", "RandomGrayscale, RandomErasing"]),
 ])
