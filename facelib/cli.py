@@ -80,7 +80,7 @@ def add_train_args(p: argparse.ArgumentParser, data_default: str = "train") -> N
     g.add_argument("--k", type=int, default=_default("k"), help="images per identity (default: %(default)s)")
     g.add_argument("--margin", type=float, default=None, help=f"triplet margin (default: {_default('margin')})")
     g.add_argument("--distance", choices=("euclidean", "cosine"), default=_default("distance"),
-                   help="distance on normalised embeddings (default: %(default)s)")
+                   help="triplet distance; cosine normalises the embeddings itself, euclidean compares them as --[no-]normalize-embeddings leaves them (default: %(default)s)")
     g.add_argument("--soft-margin", action="store_true", help="softplus instead of hinge")
     g.add_argument("--normalize-embeddings", action=argparse.BooleanOptionalAction, default=None,
                    help="triplet loss on L2-normalised embeddings; --no-normalize-embeddings: on the neck's "
