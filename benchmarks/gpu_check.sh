@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# One prepared GPU session: the full profile on the full FACECOM, throughput, and the notebooks in `full`.
+# One prepared GPU session: the full profile on the full FACECOM, pre-train on every source + fine-tune on
+# FACECOM (ResNet-50, 112 px), throughput, and the notebooks in `full`.
 # Run from the repository root on a CUDA machine where torch, timm and torchvision are installed:
-#     bash benchmarks/gpu_check.sh [OUT_DIR] [DATA_ROOT]
-# Budget: about 8 minutes on one H200 (it must fit 9); each step is time-boxed so that one slow step
+#     bash benchmarks/gpu_check.sh [OUT_DIR] [DATA_ROOT] [EXTRA_ROOT]
+# Budget: about 8.5 minutes on one H200 (it must fit 9); each step is time-boxed so that one slow step
 # cannot eat the rest. Prints markdown; keeps every log and table in OUT_DIR.
 # Offline machines: pass wheels for nbval/ipywidgets/nbclient in .whl/ (see the device README) or the
 # notebook step is skipped, saying so.
 set -uo pipefail
 OUT=${1:-benchmarks/out/gpu}
 DATA=${2:-../shared/data/facecom_task_b}
+EXTRA=${3:-../shared/data/extra_faces}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
 PY=${PYTHON:-python3}
@@ -27,22 +29,38 @@ FACELIB="$PY -m facelib"
 # 1. The full profile from random init (no weights can be downloaded there): ResNet-50, 224 px,
 #    bf16 autocast, channels_last, 20 epochs on the full FACECOM train, then `facelib test` on val.
 stamp "full-profile training"
-timeout 330 $FACELIB train --data "$DATA/train" --no-pretrained --device cuda --workers 14 --epochs 20 \
-    --out "$OUT/tb_model.pth" --no-progress 2>&1 | tee "$OUT/train_full.log"
+timeout 150 $FACELIB train --data "$DATA/train" --no-pretrained --device cuda --workers 14 --epochs 20 \
+    --max-seconds 120 --out "$OUT/tb_model.pth" --no-progress 2>&1 | tee "$OUT/train_full.log"
 stamp "full-profile training done (rc ${PIPESTATUS[0]})"
-timeout 60 $FACELIB test --data "$DATA/val" --train-data "$DATA/train" --checkpoint "$OUT/tb_model.pth" \
-    --out "$OUT/report" --device cuda --workers 14 --quiet-report 2>&1 | tee "$OUT/test_full.log"
+timeout 40 $FACELIB test --data "$DATA/val" --train-data "$DATA/train" --checkpoint "$OUT/tb_model.pth" \
+    --out "$OUT/report" --device cuda --workers 14 --quiet-report --gallery all 2>&1 | tee "$OUT/test_full.log"
 stamp "test done"
 
+# 1b. Pre-train on more people (FACECOM train + extra_faces/lfw: the same framing; CelebA needs `facelib align`,
+#     i.e. dlib, which is too slow to fit here), then fine-tune on FACECOM train with --init: ResNet-50 at
+#     112 px, random init, each within its time budget.
+SOURCES=(--data "$DATA/train")
+[ -d "$EXTRA/lfw" ] && SOURCES+=(--data "$EXTRA/lfw")
+stamp "pre-training on $(( ${#SOURCES[@]} / 2 )) sources"
+timeout 130 $FACELIB train "${SOURCES[@]}" --no-pretrained --device cuda --workers 14 --image-size 112 \
+    --max-seconds 100 --out "$OUT/pretrain/tb_model.pth" --no-progress 2>&1 | tee "$OUT/pretrain.log"
+timeout 70 $FACELIB train --data "$DATA/train" --init "$OUT/pretrain/tb_model.pth" --device cuda --workers 14 \
+    --image-size 112 --max-seconds 50 --out "$OUT/finetune/tb_model.pth" --no-progress 2>&1 | tee "$OUT/finetune.log"
+for m in pretrain finetune; do
+    timeout 40 $FACELIB test --data "$DATA/val" --checkpoint "$OUT/$m/tb_model.pth" --out "$OUT/report_$m" \
+        --device cuda --workers 14 --quiet-report --gallery all 2>&1 | tee "$OUT/test_$m.log"
+done
+stamp "pre-train + fine-tune done"
+
 # 2. Throughput: the full pipeline against model-only steps (goal >= 85%), all four variants.
-timeout 60 $PY benchmarks/train_throughput.py --backbone resnet50 --image-size 224 --batch-size 256 --steps 30 \
+timeout 45 $PY benchmarks/train_throughput.py --backbone resnet50 --image-size 224 --batch-size 256 --steps 30 \
     --warmup 8 --workers 14 --device cuda --data-root "$DATA" 2>"$OUT/train_throughput.err" \
     | tee "$OUT/train_throughput.md"
 stamp "throughput done"
 
 # 3. Notebooks 03 and 04 in the full profile (synthetic data at 112 px, ResNet-50, 20 epochs).
 if $PY -c "import nbval, ipywidgets" 2>/dev/null; then
-    FACELIB_PROFILE=full timeout 150 $PY -m pytest --nbval-lax -q notebooks/03_training.ipynb \
+    FACELIB_PROFILE=full timeout 60 $PY -m pytest --nbval-lax -q notebooks/03_training.ipynb \
         notebooks/04_evaluation.ipynb 2>&1 | tail -n 5 | tee "$OUT/notebooks_full.txt"
 else
     echo "notebooks: skipped (nbval/ipywidgets not installed here; carry them as wheels in .whl/)" \

@@ -5,13 +5,16 @@ facelib's own protocols on the same probes as facelib's models and the pixel bas
     python benchmarks/peer_face_recognition.py                        # FACECOM val, ~10 min on 2 CPUs
     python benchmarks/peer_face_recognition.py --limit-identities 20  # a quick look
     python benchmarks/peer_face_recognition.py --quick                # synthetic faces, smoke check
+    python benchmarks/peer_face_recognition.py --variants plain median  # + the restoration front-end row
 
 What it computes is ``face_recognition.face_encodings(img, known_face_locations=[box], num_jitters=1,
 model="small")``: dlib's HOG frontal-face detector (upsampled once, as ``face_locations`` does by
 default; the largest box is kept), the 5-point shape predictor, and the 128-d ResNet descriptor
 (``dlib.face_recognition_model_v1.compute_face_descriptor``), called directly so that nothing but
 dlib and the model files is needed. Where the detector finds no face, the whole image is the box;
-both counts are reported. Descriptors are L2-normalised and scored by cosine, as facelib scores its
+both counts are reported. The ``median`` variant is a restoration front-end: facelib's 3x3 median filter
+(``facelib.framing.Restore``) before detection and description, and where no face is found the fixed central
+box of FACECOM's framing (the central 55% of the side) instead of the whole image. Descriptors are L2-normalised and scored by cosine, as facelib scores its
 own embeddings: cross-photo (primary; galleries of all images and of identity means), the gallery
 protocol (a distorted copy against the clean originals), verification, and top-1 per distortion kind.
 """
@@ -49,7 +52,7 @@ def model_paths() -> dict[str, Path]:
 class DlibDescriptor:
     """HOG detector + 5-point landmarks + ResNet descriptor: RGB uint8 [H, W, 3] -> ([128], face found)."""
 
-    def __init__(self, upsample: int = 1):
+    def __init__(self, upsample: int = 1, restore: str = "none", fallback: str = "whole"):
         try:
             import dlib
         except ImportError:
@@ -57,27 +60,44 @@ class DlibDescriptor:
         paths = model_paths()
         self.dlib = dlib
         self.upsample = upsample
+        self.restore, self.fallback = restore, fallback
         self.detector = dlib.get_frontal_face_detector()
         self.shape = dlib.shape_predictor(str(paths["shape"]))
         self.net = dlib.face_recognition_model_v1(str(paths["descriptor"]))
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, bool]:
+        if self.restore != "none":
+            from PIL import Image
+
+            from facelib.framing import Restore
+
+            rgb = np.asarray(Restore(self.restore)(Image.fromarray(rgb)))
         boxes = self.detector(rgb, self.upsample)
         if len(boxes):
             box = max(boxes, key=lambda r: r.width() * r.height())
+        elif self.fallback == "centre":
+            from facelib.config import DEFAULT_FACE_CROP
+            from facelib.framing import face_crop_box
+
+            left, top, right, bottom = face_crop_box(rgb.shape[1], rgb.shape[0], DEFAULT_FACE_CROP)
+            box = self.dlib.rectangle(left, top, right - 1, bottom - 1)
         else:
             box = self.dlib.rectangle(0, 0, rgb.shape[1] - 1, rgb.shape[0] - 1)
         desc = self.net.compute_face_descriptor(rgb, self.shape(rgb, box), 1)
         return np.asarray(desc, dtype=np.float32), bool(len(boxes))
 
 
-def embed_folder_dlib(folder, log=common.log_err) -> tuple[Any, np.ndarray]:
-    """Descriptors of every sample of a scanned folder: (EmbeddingSet, found [N] bool)."""
+VARIANTS = {"plain": dict(restore="none", fallback="whole"), "median": dict(restore="median", fallback="centre")}
+
+
+def embed_folder_dlib(folder, log=common.log_err, variant: str = "plain") -> tuple[Any, np.ndarray]:
+    """Descriptors of every sample of a scanned folder: (EmbeddingSet, found [N] bool). ``variant``: a key of
+    :data:`VARIANTS` (``median``: the restoration front-end)."""
     from facelib.data import load_image
     from facelib.embeddings import EmbeddingSet
     from facelib.metrics import l2_normalize
 
-    net = DlibDescriptor()
+    net = DlibDescriptor(**VARIANTS[variant])
     out = np.zeros((len(folder.samples), 128), np.float32)
     found = np.zeros(len(folder.samples), bool)
     t0 = time.perf_counter()
@@ -94,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-root", default=None, help=f"FACECOM Task B root (default {common.DEFAULT_DATA_ROOT})")
     ap.add_argument("--limit-identities", type=int, default=None, help="only the first N val identities")
     ap.add_argument("--quick", action="store_true", help="synthetic faces instead of FACECOM (smoke check)")
+    ap.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["plain"],
+                    help="plain dlib, and/or median: a 3x3 median filter first, the central box where no face is found")
     ap.add_argument("--save-embeddings", default=None, metavar="NPZ", help="keep the descriptors (EmbeddingSet)")
     ap.add_argument("--json", default="peer_face_recognition", help="benchmarks/out/<name>.json ('' = none)")
     args = ap.parse_args(argv)
@@ -115,14 +137,19 @@ def main(argv: list[str] | None = None) -> None:
         val = val.select(lambda s: s.identity in keep)
     info = common.machine_info("cpu")
     t0 = time.perf_counter()
-    es, found = embed_folder_dlib(val)
+    sets, founds = {}, {}
+    for variant in args.variants:
+        sets[variant], founds[variant] = embed_folder_dlib(val, variant=variant)
     seconds = time.perf_counter() - t0
+    es, found = sets[args.variants[0]], founds[args.variants[0]]
     if args.save_embeddings:
         es.to_npz(args.save_embeddings)
 
     rows: dict[str, dict[str, Any]] = {}
-    runners = {"dlib ResNet descriptor (face_recognition)": lambda name, **kw: run_protocol(name, es, **kw),
-               "pixel cosine 32x32 gray": lambda name, **kw: pixel_baseline(name, es, **kw)}
+    names = {"plain": "dlib ResNet descriptor (face_recognition)",
+             "median": "dlib + 3x3 median filter (central box where no face)"}
+    runners: dict[str, Any] = {names[v]: (lambda name, e=e, **kw: run_protocol(name, e, **kw)) for v, e in sets.items()}
+    runners["pixel cosine 32x32 gray"] = lambda name, **kw: pixel_baseline(name, es, **kw)
     for label, run in runners.items():
         c_all, c_mean = (run("cross-photo", gallery=g) for g in ("all", "mean"))
         g_all, g_mean = (run("gallery", gallery=g) for g in ("all", "mean"))
@@ -132,11 +159,11 @@ def main(argv: list[str] | None = None) -> None:
                            auc=v.roc_auc, eer=v.eer, tar_1e2=v.tar_at_far.get(1e-2, float("nan")))
 
     kinds = sorted({s.distortion or "clean" for s in val.samples})
-    per_kind_found = {k: float(np.mean([f for f, s in zip(found, val.samples) if (s.distortion or "clean") == k]))
-                      for k in kinds}
+    per_kind_found = {v: {k: float(np.mean([f for f, s in zip(fd, val.samples) if (s.distortion or "clean") == k]))
+                          for k in kinds} for v, fd in founds.items()}
     settings = dict(data=str(root / "val"), images=len(es), identities=len(val.identities),
                     face_found=int(found.sum()), whole_image=int((~found).sum()),
-                    seconds=round(seconds, 1), img_per_s=round(len(es) / seconds, 2),
+                    seconds=round(seconds, 1), img_per_s=round(len(es) * len(sets) / seconds, 2),
                     detector="dlib HOG frontal, upsample 1, largest box; whole image where none",
                     descriptor="dlib_face_recognition_resnet_model_v1, 5-point landmarks, 1 jitter")
     common.print_header("Peer: dlib's ResNet face descriptor through facelib's protocols", info, settings)
@@ -149,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\nCross-photo top-1 (all-images gallery) per probe kind, and how often dlib found a face:\n")
     pk = sorted({k for r in rows.values() for k in r["per_distortion"]})
     table = [[n] + [f"{r['per_distortion'].get(k, float('nan')):.3f}" for k in pk] for n, r in rows.items()]
-    table.append(["face found (dlib HOG)"] + [f"{per_kind_found.get(k, float('nan')):.2f}" for k in pk])
+    for v, pf in per_kind_found.items():
+        table.append([f"face found (dlib HOG, {v})"] + [f"{pf.get(k, float('nan')):.2f}" for k in pk])
     print(common.markdown_table(["embedding"] + pk, table))
     print()
     if args.json:

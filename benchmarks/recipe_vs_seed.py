@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 DEFAULT_RECIPES = ["original", "default"]
-STRING_FIELDS = ("neck", "miner", "loss", "sampler", "distance", "augment")  # where "none" is a value, not None
+STRING_FIELDS = ("neck", "miner", "loss", "sampler", "distance", "augment", "restore")  # where "none" is a value, not None
 
 
 def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
@@ -119,6 +119,39 @@ def train_probe(train, val, seed: int):
     return train.select(lambda smp: smp.identity in keep)
 
 
+def people_subset(facecom_train: Path, extra: list[str], people: int, seed: int) -> list[str]:
+    """Folders of symbolic links to ``people`` - (FACECOM train's people with 2+ photos) people drawn at random
+    from the ``extra`` sources (each keeps its own folder, so sources stay apart)."""
+    import numpy as np
+
+    from facelib.data import scan_folder
+
+    base = sum(1 for n in _photo_counts(scan_folder(facecom_train, include_distortions=False)).values() if n >= 2)
+    pool = [(src, d.name) for src in extra for d in sorted(Path(src).iterdir()) if d.is_dir()]
+    want = people - base
+    if not 0 <= want <= len(pool):
+        raise SystemExit(f"--people {people}: FACECOM train has {base} people with 2+ photos and the extra sources "
+                         f"{len(pool)} more")
+    pick = set(np.random.default_rng(seed).choice(len(pool), want, replace=False).tolist())
+    out = Path(tempfile.mkdtemp(prefix="facelib-people-"))
+    folders = []
+    for src in extra:
+        dst = out / Path(src).name
+        dst.mkdir()
+        folders.append(str(dst))
+    for i, (src, name) in enumerate(pool):
+        if i in pick:
+            (out / Path(src).name / name).symlink_to(Path(src).resolve() / name)
+    return [f for f in folders if any(Path(f).iterdir())]
+
+
+def _photo_counts(folder) -> dict[str, int]:
+    out: dict[str, set[str]] = {}
+    for smp in folder.samples:
+        out.setdefault(smp.identity, set()).add(smp.photo)
+    return {k: len(v) for k, v in out.items()}
+
+
 def budget_kwargs(args) -> dict[str, Any]:
     """TrainConfig fields that express the budget."""
     if args.steps:  # one "epoch" of exactly that many P x K steps (warm-up and cosine are fractions of it)
@@ -135,6 +168,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-root", default=None, help=f"FACECOM Task B root (default {common.DEFAULT_DATA_ROOT})")
     ap.add_argument("--synthetic", default=None, metavar="IDS,PHOTOS,PX,SEED",
                     help="use `facelib synth` data with these settings instead of FACECOM")
+    ap.add_argument("--extra", action="append", default=[], metavar="FOLDER",
+                    help="another training source beside FACECOM train (repeatable), e.g. extra_faces/lfw")
+    ap.add_argument("--people", type=int, default=None, metavar="N",
+                    help="train on FACECOM train plus extra people drawn at random (seed) from the --extra sources, "
+                         "N training people with 2+ photos in all (the data-scaling curve)")
     ap.add_argument("--budget-min", type=float, default=10.0, help="training minutes per recipe (max_seconds)")
     ap.add_argument("--steps", type=int, default=None, help="equal steps per recipe instead of equal time")
     ap.add_argument("--epochs", type=int, default=None, help="equal epochs per recipe instead of equal time")
@@ -168,7 +206,11 @@ def main(argv: list[str] | None = None) -> None:
     else:
         root = common.resolve_data_root(args.data_root)
     device = resolve_device(args.device)
-    common_kw = dict(data=str(root / "train"), backbone=args.backbone, image_size=args.image_size,
+    data: Any = str(root / "train")
+    if args.extra:
+        data = [data] + (people_subset(root / "train", args.extra, args.people, args.seed) if args.people
+                         else list(args.extra))
+    common_kw = dict(data=data, backbone=args.backbone, image_size=args.image_size,
                      pretrained=args.pretrained, lr=args.lr, device=str(device), seed=args.seed,
                      workers=args.workers, progress=False, patience=None, **budget_kwargs(args))
     val = scan_folder(root / "val")
@@ -225,21 +267,23 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_baselines:
         from facelib.baselines import pixel_baseline
 
-        pa, pm = (pixel_baseline("cross-photo", ref_es, gallery=g) for g in ("all", "mean"))
-        baselines["pixel cosine 32x32 gray (no learning)"] = dict(
+        crop = spec.face_crop  # the last run's framing
+        pa, pm = (pixel_baseline("cross-photo", ref_es, gallery=g, face_crop=crop) for g in ("all", "mean"))
+        baselines[f"pixel cosine 32x32 gray, face crop {crop:g} (no learning)"] = dict(
             top1_all=float(pa.top1), top1_mean=float(pm.top1), top1_all_ci=list(pa.top1_interval),
             per_distortion=pa.per_distortion)
         from facelib.train import seed_everything
 
         seed_everything(args.seed)
-        model, spec = build_model(args.backbone, 512, pretrained=False, image_size=args.image_size, neck="none")
+        model, spec = build_model(args.backbone, 512, pretrained=False, image_size=args.image_size, neck="none",
+                                  face_crop=crop)
         u = score(model.eval(), spec, val, device, args.workers)
         baselines["untrained network (random init)"] = {k: v for k, v in u.items() if k != "es"}
 
     n_probes, n_ids = s["n_probes"], s["n_probe_identities"]
     budget = (f"{args.steps} steps/recipe" if args.steps else f"{args.epochs} epochs/recipe" if args.epochs
               else f"{args.budget_min:g} min/recipe")
-    settings = dict(data=str(root), backbone=args.backbone, image_size=args.image_size,
+    settings = dict(data=str(root), extra=args.extra, people=args.people, backbone=args.backbone, image_size=args.image_size,
                     weights="timm-hub" if args.pretrained else "random init", budget=budget, seed=args.seed,
                     workers=args.workers,
                     protocol=f"cross-photo ({n_probes} probes of {n_ids} identities)",

@@ -1,5 +1,5 @@
 """The ``facelib`` console script: ``train``, ``test``, ``embed``, ``enroll``, ``identify``, ``export``,
-``distort``, ``synth``, ``demo``.
+``align``, ``distort``, ``synth``, ``demo``.
 
 Errors caused by input (missing folders, bad checkpoints, unavailable weights) are
 printed as one ``error:`` line with exit status 2, never as a traceback.
@@ -14,7 +14,10 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from facelib.config import AUGMENTS, FINETUNE_LR, GALLERY_MODES, SCRATCH_LR, LOSSES, MINERS, NECKS, PROTOCOLS, SAMPLERS, EvalConfig, TrainConfig
+from facelib.config import (
+    AUGMENTS, FINETUNE_LR, GALLERY_MODES, LOSSES, MINERS, NECKS, PROTOCOLS, RESTORERS, SAMPLERS, SCRATCH_LR,
+    EvalConfig, TrainConfig,
+)
 
 _D = TrainConfig.__dataclass_fields__
 TRAIN_DESCRIPTION = "Train an embedder on a FACECOM-layout folder."
@@ -26,11 +29,25 @@ def _default(name: str):
 
 
 def add_train_args(p: argparse.ArgumentParser, data_default: str = "train") -> None:
+    p.set_defaults(data_default=data_default)
     g = p.add_argument_group("data")
-    g.add_argument("--data", default=data_default, help="training folder, <identity>/*.jpg (default: %(default)s)")
+    g.add_argument("--data", action="append", default=None, metavar="FOLDER",
+                   help="training folder, <identity>/*.jpg; repeat for several sources (--data A --data B): people "
+                        "in different folders are different people, so never split one person over two folders "
+                        f"(default: {data_default})")
     g.add_argument("--val-data", default=None, help="validation folder: scored every epoch, best model kept")
     g.add_argument("--no-distortions", dest="include_distortions", action="store_false",
                    help="ignore <identity>/distortion/ images (default: use them)")
+    g.add_argument("--synth-distortions", action=argparse.BooleanOptionalAction, default=_default("synth_distortions"),
+                   help="photos without distortion/ copies get the seven distortions made on the fly, drawn within "
+                        "--clean-fraction (default: yes)")
+    g.add_argument("--face-crop", type=float, default=_default("face_crop"), metavar="FRACTION",
+                   help="keep the central FRACTION of the side before the resize: where FACECOM's faces sit and where "
+                        "`facelib align` puts them; recorded in the checkpoint and applied by every command "
+                        "(1: the whole frame) (default: %(default)s)")
+    g.add_argument("--restore", choices=RESTORERS, default=_default("restore"),
+                   help="restoration front-end before the crop: median = 3x3 median filter (removes salt-and-pepper "
+                        "noise); recorded in the checkpoint (default: %(default)s)")
     g.add_argument("--augment", choices=AUGMENTS, default=_default("augment"),
                    help="training augmentation: none, mild (crop 0.8-1, flip, jitter) or strong (wider crops, "
                         "grayscale, random erasing) (default: %(default)s)")
@@ -40,6 +57,9 @@ def add_train_args(p: argparse.ArgumentParser, data_default: str = "train") -> N
     g.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
                    help="start from timm hub ImageNet weights (default: yes; offline use --weights or --no-pretrained)")
     g.add_argument("--weights", default=None, metavar="FILE", help="local backbone weights file (.pth/.safetensors)")
+    g.add_argument("--init", default=None, metavar="CHECKPOINT",
+                   help="start the whole embedder from a facelib checkpoint (e.g. pre-trained on more people), with a "
+                        "new optimiser and schedule: fine-tuning; needs the same --backbone, --embedding-dim, --neck")
     g.add_argument("--embedding-dim", type=int, default=_default("embedding_dim"),
                    help="embedding size (default: %(default)s)")
     g.add_argument("--image-size", type=int, default=_default("image_size"), metavar="PX",
@@ -111,14 +131,15 @@ def add_train_args(p: argparse.ArgumentParser, data_default: str = "train") -> N
 def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
     base = TrainConfig.original() if a.recipe == "original" else TrainConfig()
     kw = dict(
-        data=a.data, val_data=a.val_data, epochs=a.epochs, image_size=a.image_size, lr=a.lr,
+        data=(a.data[0] if len(a.data) == 1 else list(a.data)) if a.data else a.data_default, val_data=a.val_data, epochs=a.epochs, image_size=a.image_size, lr=a.lr,
         weight_decay=a.weight_decay, backbone=a.backbone, pretrained=a.pretrained, weights=a.weights,
         embedding_dim=a.embedding_dim, out=a.out, device=a.device, seed=a.seed, workers=a.workers,
         p=a.p, k=a.k, distance=a.distance, min_photos=a.min_photos, soft_margin=a.soft_margin, clean_fraction=a.clean_fraction,
         include_distortions=a.include_distortions, steps_per_epoch=a.steps_per_epoch, amp=a.amp,
         compile=a.compile, resume=a.resume, progress=a.progress, max_seconds=a.max_seconds, loss=a.loss,
         class_margin=a.class_margin, class_scale=a.class_scale, gather=a.gather, augment=a.augment,
-        negatives=a.negatives,
+        negatives=a.negatives, face_crop=a.face_crop, restore=a.restore, synth_distortions=a.synth_distortions,
+        init=a.init,
     )
     if a.recipe != "original":
         kw.update(warmup=a.warmup, grad_clip=a.grad_clip, patience=a.patience)
@@ -232,6 +253,11 @@ def cmd_identify(a: argparse.Namespace) -> int:
 
     if a.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {a.top_k}")
+    aligner = None
+    if a.align:  # before the model loads: a missing dlib fails at once
+        from facelib.align import Aligner
+
+        aligner = Aligner(a.detector)
     gallery = Gallery.load(a.gallery)
     model, spec, fp, dev = _load_model(a.checkpoint, a.device)
     gallery.check_model(fp, f"checkpoint {a.checkpoint}")
@@ -240,7 +266,20 @@ def cmd_identify(a: argparse.Namespace) -> int:
         print(f"skipped {path}: {why}", file=sys.stderr)
     if not paths:
         raise DataError(f"no readable image among {len(skipped)} file(s)" if skipped else "no image files found")
-    emb = embed_images(model, paths, spec, batch_size=a.batch_size, workers=a.workers, device=dev)
+    if aligner is not None:
+        import tempfile
+
+        from facelib.align import align_to_folder
+
+        with tempfile.TemporaryDirectory(prefix="facelib-align-") as tmp:
+            aligned, found = align_to_folder(paths, tmp, aligner)  # 224 px, FACECOM's framing
+            emb = embed_images(model, aligned, spec, batch_size=a.batch_size, workers=a.workers, device=dev)
+        missed = [str(p) for p, ok in zip(paths, found) if not ok]
+        if missed:
+            print(f"--align: no face found in {len(missed)} of {len(paths)} photo(s), used the centred square: "
+                  + ", ".join(missed[:5]) + (" ..." if len(missed) > 5 else ""), file=sys.stderr)
+    else:
+        emb = embed_images(model, paths, spec, batch_size=a.batch_size, workers=a.workers, device=dev)
     t = a.threshold if a.threshold is not None else gallery.threshold
     for m in identify(gallery, emb, [str(p) for p in paths], top_k=a.top_k, threshold=t):
         if a.json:
@@ -309,6 +348,30 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def add_align_args(p: argparse.ArgumentParser) -> None:
+    from facelib.align import AUTO_UPSAMPLE_BELOW, DETECTORS, NO_FACE
+
+    p.add_argument("src", help="FACECOM-layout folder: <identity>/*.jpg, optionally <identity>/distortion/")
+    p.add_argument("out", help="output folder: new, empty, or the output of an earlier align run (overwritten)")
+    p.add_argument("--detector", choices=DETECTORS, default="hog",
+                   help="dlib face detector: hog (fast) or cnn (MMOD, about 1 image/s on a CPU) (default: %(default)s)")
+    p.add_argument("--size", type=int, default=224, metavar="PX", help="output side (default: %(default)s)")
+    p.add_argument("--no-face", choices=NO_FACE, default="keep",
+                   help="a clean photo without a detected face: keep (centred square) or skip (left out with "
+                        "its distorted copies); both are counted and named (default: %(default)s)")
+    p.add_argument("--upsample", type=int, default=None, metavar="N",
+                   help=f"detector upsampling, 0-4 (default: 1 when the shorter side is below "
+                        f"{AUTO_UPSAMPLE_BELOW} px, else 0)")
+
+
+def cmd_align(a: argparse.Namespace) -> int:
+    from facelib.align import align_folder
+
+    report = align_folder(a.src, a.out, detector=a.detector, size=a.size, no_face=a.no_face, upsample=a.upsample)
+    print(report.summary())
+    return 0
+
+
 def add_inference_args(p: argparse.ArgumentParser) -> None:
     """Batch size, DataLoader workers and device of a command that embeds images."""
     p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
@@ -372,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=1, help="identities listed per photo (default: %(default)s)")
     p.add_argument("--json", action="store_true",
                    help='one JSON object per line: {"path", "identity" (null if unknown), "score", "top"}')
+    p.add_argument("--align", action="store_true",
+                   help="detect and align each photo's face first, as `facelib align` does (needs facelib[align]); "
+                        "use it for raw photos when the model was trained on `facelib align` output or FACECOM")
+    p.add_argument("--detector", choices=("hog", "cnn"), default="hog",
+                   help="face detector of --align (default: %(default)s)")
     add_inference_args(p)
     p.set_defaults(func=cmd_identify)
 
@@ -384,6 +452,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="(default: %(default)s)")
     p.add_argument("--out", required=True, help="output file (.onnx)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("align", help="detect faces and align them into FACECOM's framing (needs facelib[align])",
+                       description="Detect the largest face of every clean photo (dlib), map its eyes and nose "
+                                   "onto FACECOM's framing and write SRC's layout to OUT as JPEG. Distorted "
+                                   "copies get their clean photo's transform.")
+    add_align_args(p)
+    p.set_defaults(func=cmd_align)
 
     from facelib.data import DISTORTION_KINDS
 

@@ -25,6 +25,10 @@ NECKS = ("bn", "none")
 AUGMENTS = ("none", "mild", "strong")  # training augmentation: facelib.model.build_transform
 PROTOCOLS = ("auto", "closed", "gallery", "cross-photo", "verification")
 GALLERY_MODES = ("single", "mean", "all")
+RESTORERS = ("none", "median")  # restoration front-end before the face crop: facelib.framing.Restore
+# The face crop kept by default: the central 55% of the side, where FACECOM's (LFW's) face sits and where
+# `facelib align` puts it (measured: benchmarks/RESULTS.md section 9).
+DEFAULT_FACE_CROP = 0.55
 
 
 @dataclass
@@ -36,7 +40,7 @@ class TrainConfig:
     (anchor, positive, negative) triplets, three forward passes each.
     """
 
-    data: str = "train"
+    data: str | list[str] = "train"  # one folder, or several sources (people in different folders are different)
     val_data: str | None = None
     epochs: int = 20
     image_size: int = 224
@@ -46,7 +50,10 @@ class TrainConfig:
     backbone: str = "resnet50"
     pretrained: bool = True
     weights: str | None = None
+    init: str | None = None  # start the whole embedder from a facelib checkpoint (fine-tuning); new optimiser
     embedding_dim: int = 512
+    face_crop: float = DEFAULT_FACE_CROP  # central fraction of the side kept before the resize (facelib.framing)
+    restore: str = "none"  # restoration front-end before the crop: none | median (facelib.framing)
     neck: str = "bn"  # BatchNorm before the L2 norm: no collapse, and +0.03 top-1 on FACECOM (RESULTS.md 1)
     out: str = "tb_model.pth"
     device: str = "auto"
@@ -70,6 +77,9 @@ class TrainConfig:
     min_photos: int = 2  # batch identities need 2+ photos: 2x top-1 on FACECOM (benchmarks/RESULTS.md 1)
     negatives: int = 0  # extra images per P x K batch from identities that are not batch identities: negatives only
     include_distortions: bool = True
+    # photos without distortion/ copies get the seven distortions made on the fly (facelib.distortions),
+    # drawn as distorted images within clean_fraction, so every source also teaches robustness
+    synth_distortions: bool = True
     augment: str = "mild"  # none | mild | strong (facelib.model.build_transform; RESULTS.md 0)
     steps_per_epoch: int | None = None
     max_seconds: float | None = None  # stop after this much training time; the LR schedule fits the budget
@@ -111,18 +121,29 @@ class TrainConfig:
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device: auto|cpu|cuda"),
             (self.batch_size is None or self.batch_size >= 1, "batch size must be >= 1"),
             (self.embedding_dim >= 2, "embedding dim must be >= 2"),
+            (0.0 < self.face_crop <= 1.0, f"face crop must be a fraction of the side in (0, 1], got {self.face_crop}"),
+            (self.restore in RESTORERS, f"restore must be one of {RESTORERS}, got {self.restore!r}"),
+            (bool(self.data_folders), "data must name at least one folder"),
+            (self.init is None or self.weights is None,
+             "give init (a facelib checkpoint) or weights (backbone weights), not both"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
 
     @property
+    def data_folders(self) -> list[str]:
+        """``data`` as a list of folders (one or several sources)."""
+        return [self.data] if isinstance(self.data, str) else list(self.data)
+
+    @property
     def base_lr(self) -> float:
-        """The peak learning rate: ``lr`` if set, else :data:`FINETUNE_LR` when the backbone starts from
-        pretrained weights (hub or file) and :data:`SCRATCH_LR` from random initialisation."""
+        """The peak learning rate: ``lr`` if set, else :data:`FINETUNE_LR` when the network starts from
+        trained weights (hub, file or an ``init`` checkpoint) and :data:`SCRATCH_LR` from random
+        initialisation."""
         if self.lr is not None:
             return self.lr
-        return FINETUNE_LR if (self.pretrained or self.weights) else SCRATCH_LR
+        return FINETUNE_LR if (self.pretrained or self.weights or self.init) else SCRATCH_LR
 
     @classmethod
     def original(cls, **overrides: Any) -> "TrainConfig":

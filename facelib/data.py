@@ -12,6 +12,7 @@ skipped and counted in a :class:`ScanReport`; the run goes on.
 from __future__ import annotations
 
 import os
+import random
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ class Sample:
 
     ``photo`` names the source photo (``identity/stem``): a clean image and its seven
     distorted copies share it. ``distortion`` is the kind, or ``""`` for a clean image.
+    ``synthetic``: a distorted copy made on the fly from the clean photo at ``path``
+    (:meth:`FaceFolder.with_synthetic_distortions`), not a file of its own.
     """
 
     path: Path
@@ -43,6 +46,7 @@ class Sample:
     identity: str
     photo: str
     distortion: str
+    synthetic: bool = False
 
     @property
     def is_clean(self) -> bool:
@@ -61,13 +65,18 @@ class ScanReport:
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
     empty_identities: list[str] = field(default_factory=list)
     single_image_identities: list[str] = field(default_factory=list)
+    sources: list["ScanReport"] = field(default_factory=list)  # one per folder when several were scanned
 
     @property
     def n_skipped(self) -> int:
         return sum(self.skipped.values())
 
     def summary(self) -> str:
-        """A short human-readable summary, with every skip counted."""
+        """A short human-readable summary, with every skip counted (one paragraph per source)."""
+        if self.sources:
+            return "\n".join([r.summary() for r in self.sources] + [
+                f"{len(self.sources)} sources (people in different folders are different people): "
+                f"{self.n_identities} identities, {self.n_clean} clean + {self.n_distorted} distorted images"])
         lines = [
             f"{self.root}: {self.n_identities} identities, {self.n_clean} clean + "
             f"{self.n_distorted} distorted images"
@@ -142,9 +151,69 @@ class FaceFolder:
     def paths(self) -> list[Path]:
         return [s.path for s in self.samples]
 
+    @property
+    def synthetic_kinds(self) -> list[str]:
+        """Per sample, the distortion to make on the fly (``""`` for a file used as it is)."""
+        return [s.distortion if s.synthetic else "" for s in self.samples]
+
     def select(self, keep: Callable[[Sample], bool]) -> "FaceFolder":
         """A new FaceFolder with the samples for which ``keep`` is true (identity list unchanged)."""
         return FaceFolder(self.root, [s for s in self.samples if keep(s)], list(self.identities), self.report)
+
+    def with_synthetic_distortions(self, kinds: Sequence[str] = DISTORTION_KINDS) -> tuple["FaceFolder", int]:
+        """Add, for every clean photo that has no distorted copy, one synthetic sample per kind in ``kinds``
+        (made on the fly by :class:`ImageDataset`). Returns the new folder and the number of such photos."""
+        has_copies = {s.photo for s in self.samples if not s.is_clean}
+        bare = [s for s in self.samples if s.is_clean and s.photo not in has_copies]
+        made = [Sample(s.path, f"{s.rel}#{k}", s.identity, s.photo, k, synthetic=True) for s in bare for k in kinds]
+        return FaceFolder(self.root, self.samples + made, list(self.identities), self.report), len(bare)
+
+
+def source_tags(roots: Sequence[str | os.PathLike]) -> list[str]:
+    """A short distinct name per training source: the folder's name, made unique with its parent's name
+    or a number (``train``, ``lfw``, ``celeba_aligned``; two ``train`` folders: ``a/train``, ``b/train``)."""
+    paths = [Path(r) for r in roots]
+    names = [p.name or str(p) for p in paths]
+    tags = [f"{p.parent.name}/{n}" if names.count(n) > 1 and p.parent.name else n for p, n in zip(paths, names)]
+    seen: Counter = Counter()
+    out = []
+    for tag in tags:
+        seen[tag] += 1
+        out.append(f"{tag}#{seen[tag]}" if tags.count(tag) > 1 else tag)
+    return out
+
+
+def scan_sources(roots: str | os.PathLike | Sequence[str | os.PathLike], include_distortions: bool = True,
+                 verify: bool = True) -> FaceFolder:
+    """Scan one folder, or several training sources into one :class:`FaceFolder`.
+
+    People in different folders are different people: with several sources every identity is named
+    ``<source tag>/<identity>`` (:func:`source_tags`), so two folders' ``John_Doe`` never merge. The
+    report sums the sources' counts; its summary gives one line per source, then the total.
+    """
+    if isinstance(roots, (str, os.PathLike)):
+        return scan_folder(roots, include_distortions=include_distortions, verify=verify)
+    roots = list(roots)
+    if len(roots) == 1:
+        return scan_folder(roots[0], include_distortions=include_distortions, verify=verify)
+    if not roots:
+        raise DataError("no data folder given")
+    folders = [scan_folder(r, include_distortions=include_distortions, verify=verify) for r in roots]
+    tags = source_tags(roots)
+    samples = [Sample(s.path, f"{tag}/{s.rel}", f"{tag}/{s.identity}", f"{tag}/{s.photo}", s.distortion)
+               for tag, f in zip(tags, folders) for s in f.samples]
+    report = ScanReport(root=" + ".join(str(r) for r in roots))
+    for tag, f in zip(tags, folders):
+        r = f.report
+        report.n_identities += r.n_identities
+        report.n_clean += r.n_clean
+        report.n_distorted += r.n_distorted
+        report.skipped.update(r.skipped)
+        report.skipped_files += [(f"{tag}/{p}", why) for p, why in r.skipped_files]
+        report.empty_identities += [f"{tag}/{i}" for i in r.empty_identities]
+        report.single_image_identities += [f"{tag}/{i}" for i in r.single_image_identities]
+        report.sources.append(r)
+    return FaceFolder(Path(roots[0]), samples, sorted({s.identity for s in samples}), report)
 
 
 def parse_distorted_name(stem: str) -> tuple[str, str]:
@@ -287,14 +356,20 @@ class ImageDataset:
         paths: image files.
         labels: (N,) integer labels (or any per-sample value).
         transform: callable on a PIL RGB image, typically returning a (3, H, W) tensor.
+        distortions: (N,) a FACECOM distortion kind to apply on the fly before ``transform``
+            (:func:`facelib.distortions.distort`), or ``""`` for the image as it is.
     """
 
-    def __init__(self, paths: Sequence[Path], labels: Sequence[int], transform: Callable | None = None):
+    def __init__(self, paths: Sequence[Path], labels: Sequence[int], transform: Callable | None = None,
+                 distortions: Sequence[str] | None = None):
         if len(paths) != len(labels):
             raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+        if distortions is not None and len(distortions) != len(paths):
+            raise ValueError(f"{len(paths)} paths but {len(distortions)} distortions")
         self.paths = list(paths)
         self.labels = np.asarray(labels)
         self.transform = transform
+        self.distortions = list(distortions) if distortions is not None and any(distortions) else None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -304,6 +379,11 @@ class ImageDataset:
             img = load_image(self.paths[i])
         except (OSError, SyntaxError, ValueError) as e:  # changed on disk since the scan
             raise DataError(f"cannot read image {self.paths[i]}: {e}") from None
+        if self.distortions is not None and self.distortions[i]:
+            from facelib.distortions import distort
+
+            # a fresh distortion each time, from Python's generator (seeded per DataLoader worker by torch)
+            img = distort(img, self.distortions[i], np.random.default_rng(random.getrandbits(64)))
         if self.transform is not None:
             img = self.transform(img)
         return img, int(self.labels[i])

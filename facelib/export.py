@@ -1,7 +1,9 @@
 """ONNX export of an embedder, with the preprocessing contract spelled out.
 
-The exported graph takes ``images``: float32 [N, 3, S, S], RGB in [0, 1], already resized to S x S
-(:func:`load_inputs` does exactly that); the mean/std normalisation of the checkpoint's spec is inside
+The exported graph takes ``images``: float32 [N, 3, S, S], RGB in [0, 1], already framed and resized to
+S x S. The framing is the caller's job, not the graph's: the checkpoint's restoration filter
+(``spec.restore``) and face crop (the central ``spec.face_crop`` of the shorter side), then the resize;
+:func:`load_inputs` does exactly that. The mean/std normalisation of the checkpoint's spec is inside
 the graph; the batch size is dynamic; the output ``embeddings`` [N, D] has unit L2 rows.
 
 Needs the ``[onnx]`` extra (``onnx``, ``onnxscript`` for torch's exporter, ``onnxruntime`` to run it).
@@ -70,8 +72,9 @@ def export_onnx(model: "EmbeddingNet", spec: "ModelSpec", out: str | os.PathLike
 
 
 def load_inputs(paths: Sequence[str | os.PathLike], spec: "ModelSpec") -> np.ndarray:
-    """Images -> float32 [N, 3, S, S], RGB in [0, 1], resized as :func:`facelib.model.build_transform` does
-    (the exported graph's input; the normalisation it leaves out is in the graph)."""
+    """Images -> float32 [N, 3, S, S], RGB in [0, 1], framed (restoration, face crop) and resized as
+    :func:`facelib.model.build_transform` does: the exported graph's input (the normalisation it leaves out
+    is in the graph)."""
     import torch
     from torchvision.transforms import v2
 

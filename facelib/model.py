@@ -40,6 +40,9 @@ class ModelSpec:
     interpolation: str = "bilinear"
     weights_source: str = "random"  # "timm-hub", "file:<path>", "random", or "checkpoint"
     neck: str = "none"  # "bn": BatchNorm1d between the projection and the L2 norm (see EmbeddingNet)
+    # Applied before the resize (facelib.framing). 1.0 / "none" for checkpoints written before they existed.
+    face_crop: float = 1.0  # the central fraction of the shorter side kept (FaceCrop)
+    restore: str = "none"  # restoration front-end (Restore): none | median
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -153,6 +156,8 @@ def build_model(
     weights: str | os.PathLike | None = None,
     image_size: int = 224,
     neck: str = "none",
+    face_crop: float = 1.0,
+    restore: str = "none",
 ) -> tuple[EmbeddingNet, ModelSpec]:
     """Build the embedder and say where its backbone weights came from.
 
@@ -185,7 +190,7 @@ def build_model(
         model = EmbeddingNet(backbone, embedding_dim, pretrained=False, neck=neck)
         source = "random"
     spec = ModelSpec(backbone=backbone, embedding_dim=embedding_dim, image_size=image_size, weights_source=source,
-                     neck=neck)
+                     neck=neck, face_crop=face_crop, restore=restore)
     _fill_data_config(model, spec)
     return model, spec
 
@@ -199,6 +204,8 @@ def describe_weights(spec: ModelSpec) -> str:
         return f"backbone {spec.backbone}: weights from local file {src[5:]}"
     if src == "checkpoint":
         return f"backbone {spec.backbone}: weights from checkpoint"
+    if src.startswith("init:"):
+        return f"embedder {spec.backbone}: weights from facelib checkpoint {src[5:]} (fine-tuning)"
     return f"backbone {spec.backbone}: random initialisation (no pretrained weights)"
 
 
@@ -215,7 +222,9 @@ def _fill_data_config(model: EmbeddingNet, spec: ModelSpec) -> None:
 def build_transform(spec: ModelSpec, train: bool = False, augment: str = "mild"):
     """torchvision v2 pipeline: PIL RGB image -> normalised float tensor [3, S, S].
 
-    Evaluation (``train=False``) is a plain resize. Training adds augmentation by ``augment``
+    First the spec's framing (:mod:`facelib.framing`): the restoration front-end (``spec.restore``), then
+    the central ``spec.face_crop`` of the side. Evaluation (``train=False``) then is a plain resize.
+    Training adds augmentation by ``augment``
     (one of :data:`facelib.config.AUGMENTS`):
 
     * ``"none"``: the evaluation resize;
@@ -255,7 +264,26 @@ def build_transform(spec: ModelSpec, train: bool = False, augment: str = "mild")
             v2.RandomGrayscale(p=0.1),
         ]
         tail = tail + [v2.RandomErasing(p=0.5, scale=(0.02, 0.2), value=0)]
-    return v2.Compose(head + tail)
+    return v2.Compose(framing_steps(spec) + head + tail)
+
+
+def framing_steps(spec: ModelSpec) -> list:
+    """The PIL steps before the resize: [Restore] [FaceCrop], each only where it changes the image."""
+    from facelib.framing import FaceCrop, Restore
+
+    steps: list = []
+    if spec.restore != "none":
+        steps.append(Restore(spec.restore))
+    if spec.face_crop < 1.0:
+        steps.append(FaceCrop(spec.face_crop))
+    return steps
+
+
+def describe_framing(spec: ModelSpec) -> str:
+    """One line: how the model frames a photo before the resize."""
+    crop = (f"central {spec.face_crop:.0%} of the side" if spec.face_crop < 1.0 else "the whole frame")
+    restore = "" if spec.restore == "none" else f", after a {spec.restore} filter"
+    return f"input: {crop}{restore}, resized to {spec.image_size} px"
 
 
 # ----------------------------------------------------------------------------------------- checkpoints

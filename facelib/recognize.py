@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -50,6 +51,10 @@ def model_fingerprint(state_dict: dict[str, Any], spec: Any) -> str:
 
     h = hashlib.sha256()
     pre = {k: getattr(spec, k) for k in ("backbone", "embedding_dim", "image_size", "mean", "std", "interpolation")}
+    # the framing joined the preprocessing later: hashed only where it changes the image, so older
+    # checkpoints keep their fingerprints
+    pre.update({k: v for k, v in (("face_crop", getattr(spec, "face_crop", 1.0)),
+                                  ("restore", getattr(spec, "restore", "none"))) if v not in (1.0, "none")})
     h.update(json.dumps(pre, sort_keys=True, default=list).encode())
     for name in sorted(state_dict):
         t = state_dict[name].detach().cpu().contiguous()
@@ -112,7 +117,8 @@ class Gallery:
                 g = cls(z["names"], z["embeddings"], z["labels"], z["counts"], str(meta["fingerprint"]),
                         int(meta["image_size"]), meta.get("threshold"), str(meta.get("threshold_source", "")),
                         str(meta.get("mode", "mean")))
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as e:
+            # truncated, empty or non-zip files fail in numpy's or zipfile's own ways: one message for all
             raise GalleryError(f"{p} is not a facelib gallery ({type(e).__name__}: {e})") from None
         if g.embeddings.ndim != 2 or len(g.labels) != len(g.embeddings) or len(g.counts) != len(g.names):
             raise GalleryError(f"{p} is not a facelib gallery (inconsistent array shapes)")

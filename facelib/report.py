@@ -24,7 +24,7 @@ from facelib.embed import embed_folder, resolve_device
 from facelib.embeddings import EmbeddingSet
 from facelib.errors import DataError
 from facelib.io import atomic_path, write_json
-from facelib.model import load_checkpoint
+from facelib.model import describe_framing, load_checkpoint
 from facelib.protocols import Identification, Result, Verification
 from facelib.recognize import model_fingerprint
 
@@ -81,7 +81,8 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
     device = resolve_device(cfg.device)
     model, spec, ckpt = load_checkpoint(cfg.checkpoint, device)
     log(f"checkpoint {cfg.checkpoint}: {spec.backbone}, {spec.embedding_dim}-d embeddings, "
-        f"{spec.image_size} px input")
+        + describe_framing(spec) + (" (the pixel baseline frames the images the same way)" if spec.face_crop < 1
+                                    else ""))
     val = scan_folder(cfg.data)
     log(val.report.summary())
     train = None
@@ -107,7 +108,7 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
             identification.remove(name)
             continue
         if cfg.baseline:
-            baselines[name] = pixel_baseline(name, probes, ts, gallery=cfg.gallery)
+            baselines[name] = pixel_baseline(name, probes, ts, gallery=cfg.gallery, face_crop=spec.face_crop)
     fars = tuple(dict.fromkeys((1e-1, 1e-2, 1e-3, float(cfg.target_far))))
     for name, extra in (("verification", dict(seed=cfg.seed, fars=fars)), ("open-set", dict(seed=cfg.seed))):
         try:
@@ -117,7 +118,8 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
     if primary == "verification" and "verification" not in results:
         raise DataError(f"{cfg.data}: verification cannot be scored on this folder (see above)")
     if primary == "verification" and cfg.baseline:
-        baselines["verification"] = pixel_baseline("verification", probes, seed=cfg.seed, fars=fars)
+        baselines["verification"] = pixel_baseline("verification", probes, seed=cfg.seed, fars=fars,
+                                                   face_crop=spec.face_crop)
     if not identification:
         raise DataError(f"{cfg.data}: no identification protocol can be scored on this folder (see above)")
 
@@ -156,7 +158,7 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
     if "cross-photo" in identification:  # mAP / Recall@K over every other photo of the person
         retrieval["model"] = cross_photo_retrieval(probes)
         if cfg.baseline:
-            retrieval["pixel"] = cross_photo_retrieval(pixel_embedding_set(probes))
+            retrieval["pixel"] = cross_photo_retrieval(pixel_embedding_set(probes, face_crop=spec.face_crop))
         log("cross-photo retrieval (all clean images ranked): " + "   ".join(
             f"{k} mAP {r['map']:.3f} R@1 {r['recall_at_1']:.3f} R@10 {r['recall_at_10']:.3f}"
             for k, r in retrieval.items()))
@@ -204,6 +206,7 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
         "pixel_baselines": {k: v.to_dict() for k, v in baselines.items()},
         "checkpoint": str(cfg.checkpoint),
         "model": {"backbone": spec.backbone, "embedding_dim": spec.embedding_dim, "image_size": spec.image_size,
+                  "face_crop": spec.face_crop, "restore": spec.restore,
                   "trained_epochs": ckpt.get("epoch"), "fingerprint": model_fingerprint(model.state_dict(), spec)},
         "data": val.report.to_dict(),
         "train_data": train.report.to_dict() if train is not None else None,

@@ -24,7 +24,7 @@ from torch import nn
 
 from facelib import distributed
 from facelib.config import TrainConfig
-from facelib.data import FaceFolder, ImageDataset, scan_folder
+from facelib.data import DISTORTION_KINDS, FaceFolder, ImageDataset, scan_folder, scan_sources
 from facelib.embed import autocast_dtype, embed_folder, resolve_device
 from facelib.errors import CheckpointError, ConfigError, DataError
 from facelib.io import write_json
@@ -32,6 +32,7 @@ from facelib.model import (
     ModelSpec,
     build_model,
     build_transform,
+    describe_framing,
     describe_weights,
     read_checkpoint,
     save_checkpoint,
@@ -164,19 +165,28 @@ class Trainer:
         self.cfg, self.log = cfg, log if self.dist.is_main else _quiet
         log = self.log
         seed_everything(cfg.seed)
-        self.folder: FaceFolder = scan_folder(cfg.data, include_distortions=cfg.include_distortions)
+        self.folder: FaceFolder = scan_sources(cfg.data_folders, include_distortions=cfg.include_distortions)
         log(self.folder.report.summary())
+        data_name = " + ".join(cfg.data_folders)
+        if cfg.synth_distortions and cfg.include_distortions:
+            self.folder, bare = self.folder.with_synthetic_distortions()
+            if bare:
+                log(f"{bare} clean photos have no distortion/ copies: their {len(DISTORTION_KINDS)} distortions "
+                    "are made on the fly (synth_distortions)")
         self.labels = self.folder.labels
         if len(self.folder.identities) < 2:
-            raise DataError(f"{cfg.data}: training needs at least 2 identities, found {len(self.folder.identities)}")
+            raise DataError(f"{data_name}: training needs at least 2 identities, found {len(self.folder.identities)}")
         if np.bincount(self.labels).max() < 2:
-            raise DataError(f"{cfg.data}: every identity has a single image, so no triplet has a positive")
+            raise DataError(f"{data_name}: every identity has a single image, so no triplet has a positive")
         self.model, self.spec = build_model(
-            cfg.backbone, cfg.embedding_dim, pretrained=cfg.pretrained, weights=cfg.weights,
-            image_size=cfg.image_size, neck=cfg.neck,
+            cfg.backbone, cfg.embedding_dim, pretrained=cfg.pretrained and not cfg.init, weights=cfg.weights,
+            image_size=cfg.image_size, neck=cfg.neck, face_crop=cfg.face_crop, restore=cfg.restore,
         )
+        if cfg.init:
+            self._load_init(cfg.init)
         log(describe_weights(self.spec) + f"; neck {cfg.neck}; peak learning rate {cfg.base_lr:g}"
             + ("" if cfg.lr is not None else " (the default for this start)"))
+        log(describe_framing(self.spec))
         self.amp_dtype = autocast_dtype(self.device, cfg.amp)
         precision = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[self.amp_dtype]
         log(f"device {self.device} ({torch.cuda.get_device_name(self.device) if self.device.type == 'cuda' else 'CPU'}), "
@@ -204,7 +214,7 @@ class Trainer:
         if cfg.compile:
             self.forward = torch.compile(self.forward)
         transform = build_transform(self.spec, train=True, augment=cfg.augment)
-        self.images = ImageDataset(self.folder.paths, self.labels, transform)
+        self.images = ImageDataset(self.folder.paths, self.labels, transform, self.folder.synthetic_kinds)
         log(f"augmentation {cfg.augment}: " + ", ".join(type(t).__name__ for t in transform.transforms
                                                          if type(t).__name__ not in _PLUMBING))
 
@@ -289,6 +299,26 @@ class Trainer:
             log("validation: " + self.val_folder.report.summary().splitlines()[0])
         if cfg.resume:
             self._resume()
+
+    def _load_init(self, path: str) -> None:
+        """Start the embedder from a facelib checkpoint's weights (fine-tuning): same backbone, size and neck."""
+        ckpt = read_checkpoint(path)
+        spec = ckpt.get("model_spec", {})
+        want = {"backbone": self.cfg.backbone, "embedding_dim": self.cfg.embedding_dim, "neck": self.cfg.neck}
+        differ = {k: spec.get(k) for k, v in want.items() if spec.get(k, "none" if k == "neck" else None) != v}
+        if differ:
+            raise CheckpointError(
+                f"init checkpoint {path} holds another embedder ({', '.join(f'{k} {v}' for k, v in differ.items())}; "
+                f"this run: {', '.join(f'{k} {v}' for k, v in want.items())}): set backbone, embedding_dim and neck "
+                "to the checkpoint's")
+        try:
+            self.model.load_state_dict(ckpt["model"])
+        except (RuntimeError, KeyError):
+            raise CheckpointError(f"init checkpoint {path} does not fit a {self.cfg.backbone} embedder") from None
+        self.spec.weights_source = f"init:{path}"
+        if spec.get("face_crop", 1.0) != self.cfg.face_crop or spec.get("image_size") != self.cfg.image_size:
+            self.log(f"note: init checkpoint {path} was trained at face crop {spec.get('face_crop', 1.0):g} and "
+                     f"{spec.get('image_size')} px; this run uses {self.cfg.face_crop:g} and {self.cfg.image_size} px")
 
     def _split_sampler(self, log: Callable[[str], None]) -> None:
         """Give this rank its share of each global P x K batch; check the split works for the miner."""
@@ -556,7 +586,7 @@ class Trainer:
             return
         ckpt = read_checkpoint(self.last_path)
         if ckpt.get("identities") != list(self.folder.identities):
-            raise CheckpointError(f"{self.last_path} was trained on other identities than {self.cfg.data}")
+            raise CheckpointError(f"{self.last_path} was trained on other identities than {' + '.join(self.cfg.data_folders)}")
         if "optimizer" not in ckpt:
             raise CheckpointError(f"{self.last_path} holds no training state to resume from")
         try:

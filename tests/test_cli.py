@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from facelib.cli import build_parser, main
@@ -21,7 +22,8 @@ CONTRACT = {
     "test": ["--data", "--train-data", "--checkpoint", "--protocol", "--out", "--gallery", "--target-far"],
     "embed": ["--checkpoint", "--data", "--out"],
     "enroll": ["--checkpoint", "--data", "--out", "--threshold", "--metrics", "--mode"],
-    "identify": ["--checkpoint", "--gallery", "--threshold", "--top-k", "--json", "PATH"],
+    "identify": ["--checkpoint", "--gallery", "--threshold", "--top-k", "--json", "--align", "--detector", "PATH"],
+    "align": ["--detector", "--size", "--no-face", "--upsample"],
     "export": ["--checkpoint", "--format", "--out"],
     "distort": ["--src", "--out", "--kinds", "--seed"],
     "synth": ["--out", "--identities", "--photos", "--image-size", "--seed"],
@@ -48,9 +50,13 @@ def test_top_level_help_lists_subcommands(capsys):
 
 
 def test_train_defaults_are_the_originals():
-    a = build_parser().parse_args(["train"])
-    assert (a.data, a.epochs, a.image_size, a.backbone, a.out, a.pretrained) == (
+    from facelib.cli import train_config_from_args
+
+    c = train_config_from_args(build_parser().parse_args(["train"]))
+    assert (c.data, c.epochs, c.image_size, c.backbone, c.out, c.pretrained) == (
         "train", 20, 224, "resnet50", "tb_model.pth", True)
+    c = train_config_from_args(build_parser().parse_args(["train", "--data", "a", "--data", "b"]))
+    assert c.data == ["a", "b"] and c.data_folders == ["a", "b"]
     a = build_parser().parse_args(["test"])
     assert (a.data, a.train_data, a.checkpoint, a.protocol, a.out) == ("val", "train", "tb_model.pth", "auto", ".")
 
@@ -64,13 +70,17 @@ TINY_TRAIN = ["--image-size", "32", "--no-pretrained", "--backbone", "resnet18",
     (["--loss", "arcface", "--neck", "none", "--class-scale", "16"], ["arcface head", "margin 0.5, scale 16.0"]),
     (["--loss", "cosface", "--class-margin", "0.2"], ["cosface head", "margin 0.2, scale 30.0"]),
     (["--max-seconds", "1", "--epochs", "100"], ["time budget: 1 s", "time budget of 1 s spent"]),
-    (["--augment", "none"], ["augmentation none: Resize"]),
+    (["--augment", "none"], ["augmentation none: FaceCrop, Resize"]),
     (["--normalize-embeddings"], ["margin 0.", "on L2-normalised embeddings"]),
     (["--no-normalize-embeddings"], ["margin 0.", "on un-normalised embeddings / sqrt(dim)"]),
     (["--distance", "cosine", "--no-normalize-embeddings"], ["margin 0.", "on L2-normalised embeddings"]),
     (["--distance", "euclidean"], ["on L2-normalised embeddings"]),
-    (["--augment", "mild"], ["augmentation mild: RandomResizedCrop, RandomHorizontalFlip, ColorJitter"]),
-    (["--augment", "strong"], ["augmentation strong: RandomResizedCrop", "RandomGrayscale, RandomErasing"]),
+    (["--augment", "mild"], ["augmentation mild: FaceCrop, RandomResizedCrop, RandomHorizontalFlip, ColorJitter"]),
+    (["--augment", "strong"], ["augmentation strong: FaceCrop, RandomResizedCrop", "RandomGrayscale, RandomErasing"]),
+    (["--face-crop", "1"], ["input: the whole frame, resized to 32 px"]),
+    (["--face-crop", "0.55"], ["input: central 55% of the side, resized to 32 px", "augmentation mild: FaceCrop"]),
+    (["--restore", "median"], ["after a median filter", "augmentation mild: Restore, FaceCrop"]),
+    (["--restore", "none"], ["input: central 55% of the side, resized"]),
 ])
 def test_train_flag_values_run(synth_root, tmp_path, capsys, flags, expect):
     out = tmp_path / "m.pth"
@@ -260,3 +270,42 @@ def test_cuda_asked_without_gpu_is_clear(synth_root, capsys):
         pytest.skip("a GPU is present")
     assert main(["train", "--data", str(synth_root / "train"), "--device", "cuda", "--no-pretrained"]) == 2
     assert "no CUDA GPU is available" in _err(capsys)
+
+
+@pytest.mark.parametrize("synth", ["--synth-distortions", "--no-synth-distortions"])
+def test_several_sources_and_made_distortions(synth_root, tmp_path, capsys, synth):
+    plain = tmp_path / "plain"  # clean photos only, as extra_faces/lfw
+    for img in (synth_root / "train").glob("*/*.jpg"):
+        (plain / img.parent.name).mkdir(parents=True, exist_ok=True)
+        (plain / img.parent.name / img.name).write_bytes(img.read_bytes())
+    out = tmp_path / "m.pth"
+    assert main(["train", "--data", str(synth_root / "train"), "--data", str(plain), "--out", str(out), *TINY_TRAIN,
+                 synth]) == 0
+    text = capsys.readouterr().out
+    assert "2 sources (people in different folders are different people)" in text
+    made = "distortions are made on the fly" in text
+    assert made == (synth == "--synth-distortions")
+    ckpt = torch.load(out, weights_only=True)
+    n = len(list((synth_root / "train").iterdir()))
+    assert len(ckpt["identities"]) == 2 * n and any(i.startswith("plain/") for i in ckpt["identities"])
+
+
+def test_init_fine_tunes_a_checkpoint(synth_root, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "ft.pth"
+    flags = ["--image-size", "32", "--no-pretrained", "--backbone", "resnet18", "--steps-per-epoch", "1",
+             "--workers", "0", "--no-progress", "--epochs", "1", "--p", "4", "--k", "2", "--lr", "1e-12"]
+    assert main(["train", "--data", str(synth_root / "train"), "--out", str(out), "--embedding-dim", "32",
+                 "--init", str(tiny_checkpoint), *flags]) == 0
+    text = capsys.readouterr().out
+    assert f"weights from facelib checkpoint {tiny_checkpoint} (fine-tuning)" in text
+    before, after = (torch.load(p, weights_only=True)["model"] for p in (tiny_checkpoint, out))
+    w = "backbone.conv1.weight"
+    assert torch.allclose(before[w], after[w], atol=1e-6)  # started from the checkpoint (lr ~0: stayed there)
+    # another architecture: one error line, exit 2
+    assert main(["train", "--data", str(synth_root / "train"), "--out", str(tmp_path / "x.pth"), "--embedding-dim", "16",
+                 "--init", str(tiny_checkpoint), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "embedding_dim 32" in err[0] and "holds another embedder" in err[0]
+    assert main(["train", "--data", str(synth_root / "train"), "--init", str(tiny_checkpoint), "--weights", "w.pth",
+                 *flags]) == 2
+    assert "not both" in capsys.readouterr().err

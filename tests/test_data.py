@@ -124,3 +124,46 @@ def test_image_changed_after_scan_gives_clear_error(image_folder: Path):
     f.paths[0].write_bytes(b"broken")
     with pytest.raises(DataError, match="cannot read image"):
         ds[0]
+
+
+def test_several_sources_keep_their_people_apart(tmp_path: Path):
+    from facelib.data import scan_sources
+
+    a = make_folder(tmp_path / "a" / "train", identities=2, photos=2)
+    b = make_folder(tmp_path / "b" / "train", identities=3, photos=2, distortions=())  # the same names id_0, id_1
+    f = scan_sources([a, b])
+    assert f.identities == ["a/train/id_0", "a/train/id_1", "b/train/id_0", "b/train/id_1", "b/train/id_2"]
+    assert len({s.photo for s in f.samples}) == 2 * 2 + 3 * 2  # photos stay apart too
+    assert f.report.n_identities == 5 and f.report.n_clean == 10 and f.report.n_distorted == 4
+    text = f.report.summary()
+    assert str(a) in text and str(b) in text and "2 sources" in text and "different people" in text
+    assert scan_sources([a]).identities == ["id_0", "id_1"]  # one source: names as they are
+    assert scan_sources(str(a)).identities == ["id_0", "id_1"]
+
+
+def test_source_tags():
+    from facelib.data import source_tags
+
+    assert source_tags(["x/train", "y/lfw", "celeba_aligned"]) == ["train", "lfw", "celeba_aligned"]
+    assert source_tags(["a/train", "b/train"]) == ["a/train", "b/train"]
+    assert source_tags(["a/train", "a/train"]) == ["a/train#1", "a/train#2"]
+
+
+def test_synthetic_distortions_only_for_photos_without_copies(tmp_path: Path):
+    from facelib.data import DISTORTION_KINDS, ImageDataset, scan_sources
+
+    a = make_folder(tmp_path / "a", identities=2, photos=2)  # one blurred copy per photo
+    b = make_folder(tmp_path / "b", identities=2, photos=3, distortions=())
+    f, bare = scan_sources([a, b]).with_synthetic_distortions()
+    assert bare == 6
+    made = [s for s in f.samples if s.synthetic]
+    assert len(made) == 6 * len(DISTORTION_KINDS) and all(s.identity.startswith("b/") for s in made)
+    assert sorted({s.distortion for s in made}) == sorted(DISTORTION_KINDS)
+    kinds = f.synthetic_kinds
+    assert sum(bool(k) for k in kinds) == len(made)
+    ds = ImageDataset(f.paths, f.labels, transform=None, distortions=kinds)
+    i = kinds.index("noisy")
+    made_img, clean_img = ds[i][0], load_image(f.paths[i])
+    assert made_img.size == clean_img.size and np.asarray(made_img).tobytes() != np.asarray(clean_img).tobytes()
+    j = kinds.index("")
+    assert np.array_equal(np.asarray(ds[j][0]), np.asarray(load_image(f.paths[j])))

@@ -187,3 +187,37 @@ def test_original_scripts_plain_state_dict_loads(tmp_path):
     x = torch.randn(1, 3, 64, 64)
     ref = torch.nn.functional.normalize(orig.fc(orig.base(x)), dim=1)
     assert torch.allclose(m(x), ref, atol=1e-5)
+
+
+def test_transform_frames_the_face_before_the_resize(small):
+    import numpy as np
+    from dataclasses import replace
+
+    from PIL import Image
+
+    _, spec = small
+    arr = np.zeros((100, 100, 3), np.uint8)
+    arr[25:75, 25:75] = 255  # the "face": the central half of the side
+    img = Image.fromarray(arr)
+    whole = build_transform(spec, train=False)(img)
+    framed_spec = replace(spec, face_crop=0.5)
+    framed = build_transform(framed_spec, train=False)(img)
+    assert whole.shape == framed.shape == (3, 32, 32)
+    assert torch.equal(framed.amin(dim=(1, 2)), framed.amax(dim=(1, 2)))  # nothing but the face is left
+    assert (whole.amin(dim=(1, 2)) < whole.amax(dim=(1, 2))).all()
+    names = [type(t).__name__ for t in build_transform(replace(framed_spec, restore="median"), train=True).transforms]
+    assert names[:3] == ["Restore", "FaceCrop", "RandomResizedCrop"]
+
+
+def test_framing_round_trips_and_old_checkpoints_see_the_whole_frame(tmp_path):
+    model, spec = build_model("resnet18", embedding_dim=8, pretrained=False, image_size=32, face_crop=0.6,
+                              restore="median")
+    save_checkpoint(tmp_path / "m.pth", model, spec)
+    _, spec2, _ = load_checkpoint(tmp_path / "m.pth")
+    assert (spec2.face_crop, spec2.restore) == (0.6, "median")
+    ckpt = read_checkpoint(tmp_path / "m.pth")  # a checkpoint written before the framing existed
+    for key in ("face_crop", "restore"):
+        del ckpt["model_spec"][key]
+    torch.save(ckpt, tmp_path / "old.pth")
+    _, spec3, _ = load_checkpoint(tmp_path / "old.pth")
+    assert (spec3.face_crop, spec3.restore) == (1.0, "none")

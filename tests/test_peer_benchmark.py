@@ -38,3 +38,15 @@ def test_no_face_falls_back_to_the_whole_image():
     assert not found and desc.shape == (128,) and np.isfinite(desc).all() and np.linalg.norm(desc) > 0
     again, _ = net(blank)
     assert np.array_equal(desc, again)
+
+
+def test_median_front_end_and_central_fallback():
+    median, plain = peer.DlibDescriptor(**peer.VARIANTS["median"]), peer.DlibDescriptor()
+    rng = np.random.default_rng(0)
+    flat = np.full((96, 96, 3), 128, np.uint8)
+    noisy = flat.copy()
+    noisy[rng.random((96, 96)) < 0.05] = 255  # salt noise, no face
+    desc, found = median(noisy)
+    assert not found and np.isfinite(desc).all()
+    # the filter removes most of the noise: the descriptor moves far less than without it
+    assert np.linalg.norm(desc - median(flat)[0]) < 0.5 * np.linalg.norm(plain(noisy)[0] - plain(flat)[0])

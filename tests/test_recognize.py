@@ -246,3 +246,33 @@ def test_identify_bad_inputs(enrolled, tiny_checkpoint, tmp_path, capsys):
     shutil.copy(bad, tmp_path / "g.npz")
     code = main(["identify", "--checkpoint", str(tiny_checkpoint), "--gallery", str(tmp_path / "g.npz"), str(good)])
     assert code == 2 and "not a facelib gallery" in _err(capsys)
+
+
+def test_fingerprint_follows_the_framing_and_keeps_old_ones():
+    net = torch.nn.Linear(3, 2)
+    spec = ModelSpec(backbone="resnet18", embedding_dim=2, image_size=64)
+    fp = model_fingerprint(net.state_dict(), spec)
+    # hashed the way it was before the framing existed: a gallery of an older checkpoint still matches
+    import hashlib
+    import json as _json
+
+    h = hashlib.sha256()
+    pre = {k: getattr(spec, k) for k in ("backbone", "embedding_dim", "image_size", "mean", "std", "interpolation")}
+    h.update(_json.dumps(pre, sort_keys=True, default=list).encode())
+    for name in sorted(net.state_dict()):
+        t = net.state_dict()[name].detach().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    assert fp == h.hexdigest()[:16]
+    assert fp != model_fingerprint(net.state_dict(), replace(spec, face_crop=0.55))
+    assert fp != model_fingerprint(net.state_dict(), replace(spec, restore="median"))
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip at all", "truncated"])
+def test_bad_gallery_files_are_one_error_line(enrolled, tiny_checkpoint, synth_root, tmp_path, capsys, content):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(Path(enrolled).read_bytes()[:300] if content == "truncated" else content)
+    photo = next((synth_root / "val").glob("*/*.jpg"))
+    code = main(["identify", "--checkpoint", str(tiny_checkpoint), "--gallery", str(bad), str(photo), "--workers", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error:") and "not a facelib gallery" in err[0]
