@@ -168,16 +168,16 @@ class Trainer:
         self.folder: FaceFolder = scan_sources(cfg.data_folders, include_distortions=cfg.include_distortions)
         log(self.folder.report.summary())
         data_name = " + ".join(cfg.data_folders)
+        if len(self.folder.identities) < 2:
+            raise DataError(f"{data_name}: training needs at least 2 identities, found {len(self.folder.identities)}")
+        if np.bincount(self.folder.labels).max() < 2:  # before any made distortion: real images only
+            raise DataError(f"{data_name}: every identity has a single image, so no triplet has a positive")
         if cfg.synth_distortions and cfg.include_distortions:
             self.folder, bare = self.folder.with_synthetic_distortions()
             if bare:
                 log(f"{bare} clean photos have no distortion/ copies: their {len(DISTORTION_KINDS)} distortions "
                     "are made on the fly (synth_distortions)")
         self.labels = self.folder.labels
-        if len(self.folder.identities) < 2:
-            raise DataError(f"{data_name}: training needs at least 2 identities, found {len(self.folder.identities)}")
-        if np.bincount(self.labels).max() < 2:
-            raise DataError(f"{data_name}: every identity has a single image, so no triplet has a positive")
         self.model, self.spec = build_model(
             cfg.backbone, cfg.embedding_dim, pretrained=cfg.pretrained and not cfg.init, weights=cfg.weights,
             image_size=cfg.image_size, neck=cfg.neck, face_crop=cfg.face_crop, restore=cfg.restore,
@@ -239,11 +239,14 @@ class Trainer:
         if cfg.sampler == "pk":
             from facelib.samplers import PKSampler
 
-            self.sampler = PKSampler(
-                self.labels, cfg.p, cfg.k, photos=self.folder.photos, distortions=self.folder.distortions,
-                clean_fraction=cfg.clean_fraction, min_photos=cfg.min_photos, batches_per_epoch=cfg.steps_per_epoch,
-                negatives=cfg.negatives, seed=cfg.seed,
-            )
+            try:
+                self.sampler = PKSampler(
+                    self.labels, cfg.p, cfg.k, photos=self.folder.photos, distortions=self.folder.distortions,
+                    clean_fraction=cfg.clean_fraction, min_photos=cfg.min_photos,
+                    batches_per_epoch=cfg.steps_per_epoch, negatives=cfg.negatives, seed=cfg.seed,
+                )
+            except ValueError as e:  # e.g. every identity has a single photo (with its distortions)
+                raise DataError(f"{data_name}: {e} (min_photos={cfg.min_photos})") from None
             skipped = getattr(self.sampler, "skipped_identities", [])
             if skipped:
                 log(f"P x K sampler: {len(skipped)} identities with a single image give no positive and are "

@@ -355,7 +355,7 @@ def test_cnn_detector_and_skip_policy(tmp_path):
         assert r.n_found >= 1
 
 
-# ----------------------------------------------------------------------------- the CLI (once wired)
+# ----------------------------------------------------------------------------- the CLI
 
 
 @pytest.mark.parametrize("flags", [["--detector", "hog"], ["--detector", "cnn"], ["--no-face", "keep"],
@@ -363,8 +363,6 @@ def test_cnn_detector_and_skip_policy(tmp_path):
 def test_cli_align(flags, tmp_path, capsys):
     from facelib import cli
 
-    if not hasattr(cli, "cmd_align"):
-        pytest.skip("facelib align is not wired into facelib.cli yet")
     _dlib()
     src = tmp_path / "src"
     for i in range(2):
@@ -379,24 +377,12 @@ def test_cli_align(flags, tmp_path, capsys):
     assert cli.main(["align", str(src), str(src / "inside")]) == 2  # a user error: one line, status 2
 
 
-def _identify_has_align() -> bool:
-    from facelib.cli import build_parser
-
-    try:
-        build_parser().parse_args(["identify", "--align", "--gallery", "g.npz", "x.jpg"])
-    except SystemExit:
-        return False
-    return True
-
-
 @pytest.mark.slow  # trains the tiny checkpoint (a session fixture, shared with the other CLI tests)
 def test_cli_identify_align(request, tmp_path, monkeypatch, capsys):
     import json
 
     from facelib.cli import main
 
-    if not _identify_has_align():
-        pytest.skip("identify --align is not wired into facelib.cli yet")
     synth_root, tiny_checkpoint = request.getfixturevalue("synth_root"), request.getfixturevalue("tiny_checkpoint")
     monkeypatch.setattr(align, "Aligner", lambda detector="hog", upsample=None: FakeAligner())
     gallery = tmp_path / "g.npz"

@@ -134,6 +134,9 @@ def test_training_needs_positives(tmp_path: Path):
     one = make_folder(tmp_path / "one", identities=1, photos=3)
     with pytest.raises(DataError, match="at least 2 identities"):
         Trainer(tiny(one, tmp_path / "m.pth"), **QUIET)
+    single_photos = make_folder(tmp_path / "copies", identities=3, photos=1)  # a photo + its distortion each
+    with pytest.raises(DataError, match="at least 2 identities with >= 2 images"):
+        Trainer(tiny(single_photos, tmp_path / "m.pth"), **QUIET)
 
 
 def test_singletons_are_reported_and_training_goes_on(tmp_path: Path):
