@@ -22,7 +22,6 @@ protocol (a distorted copy against the clean originals), verification, and top-1
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import time
@@ -40,13 +39,14 @@ MODEL_FILES = {"shape": "shape_predictor_5_face_landmarks.dat",
 
 
 def model_paths() -> dict[str, Path]:
-    """The model files inside the `face_recognition_models` package (found without importing it: its
-    ``__init__`` needs the deprecated ``pkg_resources``)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit('face-recognition-models is not installed: pip install -e ".[peers]"')
-    root = Path(list(spec.submodule_search_locations)[0]) / "models"
-    return {k: root / v for k, v in MODEL_FILES.items()}
+    """The model files inside the `face_recognition_models` package (:func:`facelib.align.model_file`)."""
+    from facelib.align import model_file
+    from facelib.errors import FacelibError
+
+    try:
+        return {k: model_file(v) for k, v in MODEL_FILES.items()}
+    except FacelibError:
+        raise SystemExit('face-recognition-models is not installed: pip install -e ".[peers]"') from None
 
 
 class DlibDescriptor:

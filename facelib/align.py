@@ -27,7 +27,8 @@ from typing import Protocol, Sequence
 import numpy as np
 from PIL import Image
 
-from facelib.data import load_image, scan_folder
+from facelib.data import load_image, name_list, scan_folder
+from facelib.distortions import save_jpeg
 from facelib.errors import DataError, FacelibError
 from facelib.io import atomic_path, write_json
 
@@ -235,22 +236,18 @@ class AlignReport:
         if self.no_face:
             what = (f"fallback framing (centred square) for {self.n_fallback}" if self.no_face_policy == "keep"
                     else f"skipped {self.n_skipped_no_face} with their distorted copies")
-            lines.append(f"  no face in {len(self.no_face)}: {what}: " + _names(self.no_face))
+            lines.append(f"  no face in {len(self.no_face)}: {what}: " + name_list(self.no_face))
         if self.n_orphans:
             lines.append(f"  {self.n_orphans} distorted copies had no usable clean photo (detected on themselves)")
         if self.unreadable:
             why = Counter(w.split(":")[0] for _, w in self.unreadable)
             counts = ", ".join(f"{n} {w}" for w, n in sorted(why.items()))
-            names = _names([p for p, _ in self.unreadable])
+            names = name_list([p for p, _ in self.unreadable])
             lines.append(f"  skipped {len(self.unreadable)} files ({counts}): {names}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "per_kind": dict(self.per_kind)}
-
-
-def _names(names: Sequence[str], limit: int = 5) -> str:
-    return ", ".join(names[:limit]) + (f", ... (+{len(names) - limit})" if len(names) > limit else "")
 
 
 def _out_rel(rel: str) -> str:
@@ -309,8 +306,7 @@ def align_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str =
     written: set[str] = set()
 
     def save(img: Image.Image, rel: str) -> None:
-        with atomic_path(out / _out_rel(rel)) as tmp:
-            img.save(tmp, format="JPEG", quality=quality)
+        save_jpeg(img, out / _out_rel(rel), quality)
         written.add(_out_rel(rel))
 
     def load(s) -> Image.Image | None:

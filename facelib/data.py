@@ -91,12 +91,12 @@ class ScanReport:
         if self.empty_identities:
             lines.append(
                 f"  skipped {len(self.empty_identities)} identities with no usable image: "
-                + _names(self.empty_identities)
+                + name_list(self.empty_identities)
             )
         if self.single_image_identities:
             lines.append(
                 f"  {len(self.single_image_identities)} identities have a single image (no positive for a "
-                "triplet; used as negatives and for evaluation only): " + _names(self.single_image_identities)
+                "triplet; used as negatives and for evaluation only): " + name_list(self.single_image_identities)
             )
         return "\n".join(lines)
 
@@ -112,7 +112,8 @@ class ScanReport:
         }
 
 
-def _names(names: Sequence[str], limit: int = 5) -> str:
+def name_list(names: Sequence[str], limit: int = 5) -> str:
+    """The first ``limit`` names, comma-separated, and how many more: for one-line summaries."""
     shown = ", ".join(names[:limit])
     return shown + (f", ... (+{len(names) - limit})" if len(names) > limit else "")
 
