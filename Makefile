@@ -1,5 +1,5 @@
 # Quick start: `make demo` (train + evaluate on synthetic faces) and `make test`.
-# Both create .venv on first use (pip install -e ".[dev]") and reuse it afterwards.
+# Both create .venv on first use (pip install -c constraints.txt -e ".[dev]") and reuse it afterwards.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -9,10 +9,10 @@ STAMP  := $(VENV)/.facelib-installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
