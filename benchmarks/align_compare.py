@@ -1,5 +1,5 @@
 """Face detectors for `facelib align` (dlib HOG and CNN): detection rate and images/s, per data set and per
-FACECOM distortion kind; and `--template`, which re-measures the alignment template (facelib.align.TEMPLATE).
+FACECOM distortion kind; and `--template`, which re-measures the alignment template (facelib.data.align.TEMPLATE).
 
     pip install -e ".[align]"
     nice -n 10 python benchmarks/align_compare.py --quick                     # synthetic faces, smoke check
@@ -45,11 +45,11 @@ def sample_files(files: list[Path], n: int, seed: int) -> list[Path]:
 
 
 def build_sets(args) -> dict[str, list[Path]]:
-    from facelib.data import DISTORTION_KINDS, scan_folder
+    from facelib.data.folders import DISTORTION_KINDS, scan_folder
 
     sets: dict[str, list[Path]] = {}
     if args.quick:
-        from facelib.synthetic import make_dataset
+        from facelib.data.synthetic import make_dataset
 
         root = Path(tempfile.mkdtemp(prefix="facelib-align-bench-"))
         make_dataset(root, identities=4, photos=2, image_size=112, seed=0)
@@ -77,8 +77,8 @@ def measure(aligner, images) -> tuple[float, float]:
 
 
 def compare(args) -> None:
-    from facelib.align import Aligner
-    from facelib.data import load_image
+    from facelib.data.align import Aligner
+    from facelib.data.folders import load_image
 
     sets = build_sets(args)
     info = common.machine_info("cpu")
@@ -109,8 +109,8 @@ def compare(args) -> None:
 
 
 def template(args) -> None:
-    from facelib.align import TEMPLATE, Aligner, key_points
-    from facelib.data import load_image
+    from facelib.data.align import TEMPLATE, Aligner, key_points
+    from facelib.data.folders import load_image
 
     aligner = Aligner("hog", upsample=None if args.upsample == "auto" else int(args.upsample))
     root = common.resolve_data_root(args.data_root) / "train"
@@ -142,7 +142,7 @@ def template(args) -> None:
     print("\nTEMPLATE = np.array([[{:.4f}, {:.4f}],   # image-left eye\n"
           "                     [{:.4f}, {:.4f}],   # image-right eye\n"
           "                     [{:.4f}, {:.4f}]])  # nose".format(*first))
-    print(f"current facelib.align.TEMPLATE: {TEMPLATE.ravel().round(4).tolist()}")
+    print(f"current facelib.data.align.TEMPLATE: {TEMPLATE.ravel().round(4).tolist()}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--upsample", default="auto", help="auto (facelib's default), 0, 1 or 2")
     ap.add_argument("--data-root", default=None, help=f"FACECOM Task B root (default {common.DEFAULT_DATA_ROOT})")
-    ap.add_argument("--template", action="store_true", help="re-measure facelib.align.TEMPLATE instead")
+    ap.add_argument("--template", action="store_true", help="re-measure facelib.data.align.TEMPLATE instead")
     ap.add_argument("--quick", action="store_true", help="synthetic faces instead of real data (smoke check)")
     ap.add_argument("--json", default="align_compare", help="benchmarks/out/<name>.json ('' = none)")
     args = ap.parse_args(argv)

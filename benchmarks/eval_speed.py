@@ -1,4 +1,4 @@
-"""Embedding-extraction speed: ``facelib.embed.embed_images`` vs the raw model forward.
+"""Embedding-extraction speed: ``facelib.evaluation.extract.embed_images`` vs the raw model forward.
 
     python benchmarks/eval_speed.py --quick                                     # smoke check, synthetic faces
     python benchmarks/eval_speed.py --backbone resnet50 --image-size 64 224 --images 512   # CPU
@@ -47,7 +47,7 @@ def sync(device) -> None:
 
 
 def sample_paths(root: Path, n: int, seed: int) -> list[Path]:
-    from facelib.data import scan_folder
+    from facelib.data.folders import scan_folder
 
     folder = scan_folder(root, verify=False)
     paths = folder.paths
@@ -56,7 +56,7 @@ def sample_paths(root: Path, n: int, seed: int) -> list[Path]:
 
 
 def time_embed(model, spec, paths, args, device) -> float:
-    from facelib.embed import embed_images
+    from facelib.evaluation.extract import embed_images
 
     embed_images(model, paths[: args.batch_size], spec, batch_size=args.batch_size, workers=args.workers,
                  device=device)  # warm-up (allocator, cuDNN autotune, worker code paths)
@@ -73,7 +73,7 @@ def time_raw_forward(model, spec, n_images: int, args, device) -> float:
     """Raw ``model(x)`` on batches already on the device, same precision/memory format as embed_images."""
     import torch
 
-    from facelib.embed import autocast_dtype
+    from facelib.evaluation.extract import autocast_dtype
 
     dtype = autocast_dtype(device, True)
     mf = torch.channels_last if device.type == "cuda" else torch.contiguous_format
@@ -91,8 +91,8 @@ def time_raw_forward(model, spec, n_images: int, args, device) -> float:
 
 
 def time_loader(spec, paths, args, device) -> float:
-    from facelib.embed import image_loader
-    from facelib.model import build_transform
+    from facelib.evaluation.extract import image_loader
+    from facelib.training.model import build_transform
 
     loader = image_loader(paths, build_transform(spec, train=False), args.batch_size, args.workers, device)
     t0 = time.perf_counter()
@@ -120,11 +120,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", default="eval_speed", help="name of benchmarks/out/<name>.json ('' = none)")
     args = ap.parse_args(argv)
 
-    from facelib.embed import resolve_device
-    from facelib.model import build_model
+    from facelib.evaluation.extract import resolve_device
+    from facelib.training.model import build_model
 
     if args.quick:
-        from facelib.synthetic import make_dataset
+        from facelib.data.synthetic import make_dataset
 
         root = Path(tempfile.mkdtemp(prefix="facelib-evs-"))
         make_dataset(root, identities=12, photos=3, image_size=64, seed=0)
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
                            f"loader {loader:.1f} img/s; load {load0} -> {load1}")
             del model
 
-    from facelib.embed import autocast_dtype
+    from facelib.evaluation.extract import autocast_dtype
 
     dtype = autocast_dtype(device, True)
     settings = dict(data=f"{len(paths)} JPEGs sampled from {root / args.split} (seed {args.seed})",

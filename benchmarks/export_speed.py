@@ -3,7 +3,7 @@
     python benchmarks/export_speed.py                        # resnet18 + resnet50, 64 and 224 px, batch 32
     python benchmarks/export_speed.py --quick                # resnet18 at 64 px, 1 run: checks the script
 
-Random-init embedders (512-d), exported with ``facelib.export.export_onnx`` (normalisation inside the
+Random-init embedders (512-d), exported with ``facelib.recognition.export.export_onnx`` (normalisation inside the
 graph), fed the same random [0, 1] batch. Times are the median of ``--reps`` runs after one warm-up,
 with the same thread count for both. Prints a markdown table (machine, date, settings) on stdout.
 """
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     import onnxruntime as ort
     import torch
 
-    from facelib.export import export_onnx, normalized_embedder
-    from facelib.model import EmbeddingNet, ModelSpec
+    from facelib.recognition.export import export_onnx, normalized_embedder
+    from facelib.training.model import EmbeddingNet, ModelSpec
 
     torch.set_num_threads(args.threads)
     opts = ort.SessionOptions()
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs, {args.threads} threads for both; torch "
           f"{torch.__version__}, onnxruntime {ort.__version__}, Python {platform.python_version()}")
     print(f"- settings: random-init {', '.join(args.backbones)} + 512-d head, batch {args.batch} of random [0, 1] "
-          f"images, median of {args.reps} runs after 1 warm-up; ONNX from `facelib.export.export_onnx` "
+          f"images, median of {args.reps} runs after 1 warm-up; ONNX from `facelib.recognition.export.export_onnx` "
           "(torch.export-based exporter, opset 18)\n")
     print("| backbone | px | torch eager (s / batch) | onnxruntime (s / batch) | torch img/s | onnxruntime img/s "
           "| ORT speed-up | min cosine ORT vs torch | export time | .onnx size |")

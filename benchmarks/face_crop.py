@@ -4,7 +4,7 @@
 
 Scores the cross-photo protocol (a probe never meets its own photo; gallery of all images, the primary
 figure, with its 95% interval) with 32x32 grey pixel embeddings of the central crop of each image, the
-framing ``facelib.framing.FaceCrop`` gives a model. Trained models at each crop: ``recipe_vs_seed.py
+framing ``facelib.data.framing.FaceCrop`` gives a model. Trained models at each crop: ``recipe_vs_seed.py
 --recipes default,face_crop=1 default,face_crop=0.7 ...``.
 """
 
@@ -28,9 +28,9 @@ def main(argv: list[str] | None = None) -> None:
 
     import numpy as np
 
-    from facelib.baselines import pixel_baseline
-    from facelib.data import scan_folder
-    from facelib.embeddings import EmbeddingSet
+    from facelib.evaluation.baselines import pixel_baseline
+    from facelib.data.folders import scan_folder
+    from facelib.evaluation.embedding_set import EmbeddingSet
 
     root = common.resolve_data_root(args.data_root)
     val = scan_folder(root / "val")

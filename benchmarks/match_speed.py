@@ -1,4 +1,4 @@
-"""Matching speed of ``facelib.retrieval.topk`` (torch and FAISS backends, with and without the
+"""Matching speed of ``facelib.evaluation.retrieval.topk`` (torch and FAISS backends, with and without the
 own-photo mask) vs per-probe Python loops.
 
     python benchmarks/match_speed.py                      # Q x G in {10k, 100k} x {10k, 100k}
@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import cpu_name  # noqa: E402  (also puts the repository on sys.path)
-from facelib.retrieval import faiss_available, topk  # noqa: E402
+from facelib.evaluation.retrieval import faiss_available, topk  # noqa: E402
 
 
 def unit_vectors(n: int, d: int, seed: int) -> np.ndarray:
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
               + (f", faiss {fmt_s(t_faiss)}" if t_faiss is not None else ""), file=sys.stderr, flush=True)
         del q, s, idx
 
-    print(f"## Matching speed: facelib.retrieval.topk (top-{args.k} cosine, D={args.dim})\n")
+    print(f"## Matching speed: facelib.evaluation.retrieval.topk (top-{args.k} cosine, D={args.dim})\n")
     print(f"- date: {dt.datetime.now().astimezone().isoformat(timespec='minutes')}")
     print(
         f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__} "

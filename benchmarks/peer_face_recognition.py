@@ -13,7 +13,7 @@ default; the largest box is kept), the 5-point shape predictor, and the 128-d Re
 (``dlib.face_recognition_model_v1.compute_face_descriptor``), called directly so that nothing but
 dlib and the model files is needed. Where the detector finds no face, the whole image is the box;
 both counts are reported. The ``median`` variant is a restoration front-end: facelib's 3x3 median filter
-(``facelib.framing.Restore``) before detection and description, and where no face is found the fixed central
+(``facelib.data.framing.Restore``) before detection and description, and where no face is found the fixed central
 box of FACECOM's framing (the central 55% of the side) instead of the whole image. Descriptors are L2-normalised and scored by cosine, as facelib scores its
 own embeddings: cross-photo (primary; galleries of all images and of identity means), the gallery
 protocol (a distorted copy against the clean originals), verification, and top-1 per distortion kind.
@@ -39,8 +39,8 @@ MODEL_FILES = {"shape": "shape_predictor_5_face_landmarks.dat",
 
 
 def model_paths() -> dict[str, Path]:
-    """The model files inside the `face_recognition_models` package (:func:`facelib.align.model_file`)."""
-    from facelib.align import model_file
+    """The model files inside the `face_recognition_models` package (:func:`facelib.data.align.model_file`)."""
+    from facelib.data.align import model_file
     from facelib.errors import FacelibError
 
     try:
@@ -69,7 +69,7 @@ class DlibDescriptor:
         if self.restore != "none":
             from PIL import Image
 
-            from facelib.framing import Restore
+            from facelib.data.framing import Restore
 
             rgb = np.asarray(Restore(self.restore)(Image.fromarray(rgb)))
         boxes = self.detector(rgb, self.upsample)
@@ -77,7 +77,7 @@ class DlibDescriptor:
             box = max(boxes, key=lambda r: r.width() * r.height())
         elif self.fallback == "centre":
             from facelib.config import DEFAULT_FACE_CROP
-            from facelib.framing import face_crop_box
+            from facelib.data.framing import face_crop_box
 
             left, top, right, bottom = face_crop_box(rgb.shape[1], rgb.shape[0], DEFAULT_FACE_CROP)
             box = self.dlib.rectangle(left, top, right - 1, bottom - 1)
@@ -93,9 +93,9 @@ VARIANTS = {"plain": dict(restore="none", fallback="whole"), "median": dict(rest
 def embed_folder_dlib(folder, log=common.log_err, variant: str = "plain") -> tuple[Any, np.ndarray]:
     """Descriptors of every sample of a scanned folder: (EmbeddingSet, found [N] bool). ``variant``: a key of
     :data:`VARIANTS` (``median``: the restoration front-end)."""
-    from facelib.data import load_image
-    from facelib.embeddings import EmbeddingSet
-    from facelib.metrics import l2_normalize
+    from facelib.data.folders import load_image
+    from facelib.evaluation.embedding_set import EmbeddingSet
+    from facelib.evaluation.metrics import l2_normalize
 
     net = DlibDescriptor(**VARIANTS[variant])
     out = np.zeros((len(folder.samples), 128), np.float32)
@@ -120,12 +120,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", default="peer_face_recognition", help="benchmarks/out/<name>.json ('' = none)")
     args = ap.parse_args(argv)
 
-    from facelib.baselines import pixel_baseline
-    from facelib.data import scan_folder
-    from facelib.protocols import run_protocol
+    from facelib.evaluation.baselines import pixel_baseline
+    from facelib.data.folders import scan_folder
+    from facelib.evaluation.protocols import run_protocol
 
     if args.quick:
-        from facelib.synthetic import make_dataset
+        from facelib.data.synthetic import make_dataset
 
         root = Path(tempfile.mkdtemp(prefix="facelib-peer-"))
         make_dataset(root, identities=12, photos=3, image_size=112, seed=0)

@@ -20,7 +20,7 @@ size when the machine is shared), or ``--epochs`` (full epochs). Each recipe is 
 all images (the primary figure, with a 95% interval from a bootstrap over the probe identities)
 and of per-identity means, per distortion kind; the pixel baseline and the untrained network are
 scored on the same probes. Everything goes through the
-public API: ``facelib.train.train``, ``facelib.embed.embed_folder``, the protocols.
+public API: ``facelib.training.trainer.train``, ``facelib.evaluation.extract.embed_folder``, the protocols.
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ def recipe_label(cfg) -> str:
 
 def score(model, spec, folder, device, workers: int) -> dict[str, Any]:
     """Cross-photo top-1 (gallery of all images and of identity means) and per-distortion top-1."""
-    from facelib.embed import embed_folder
-    from facelib.protocols import cross_photo_protocol
+    from facelib.evaluation.extract import embed_folder
+    from facelib.evaluation.protocols import cross_photo_protocol
 
     es = embed_folder(model, spec, folder, batch_size=128, workers=workers, device=device, amp=True)
     r_all = cross_photo_protocol(es, gallery="all")
@@ -124,7 +124,7 @@ def people_subset(facecom_train: Path, extra: list[str], people: int, seed: int)
     from the ``extra`` sources (each keeps its own folder, so sources stay apart)."""
     import numpy as np
 
-    from facelib.data import scan_folder
+    from facelib.data.folders import scan_folder
 
     base = sum(1 for n in _photo_counts(scan_folder(facecom_train, include_distortions=False)).values() if n >= 2)
     pool = [(src, d.name) for src in extra for d in sorted(Path(src).iterdir()) if d.is_dir()]
@@ -191,12 +191,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", default="recipe_vs_seed", help="name of benchmarks/out/<name>.json ('' = none)")
     args = ap.parse_args(argv)
 
-    from facelib.data import scan_folder
-    from facelib.embed import resolve_device
-    from facelib.model import build_model
+    from facelib.data.folders import scan_folder
+    from facelib.evaluation.extract import resolve_device
+    from facelib.training.model import build_model
 
     if args.quick or args.synthetic:
-        from facelib.synthetic import make_dataset
+        from facelib.data.synthetic import make_dataset
 
         ids, photos, px, sseed = (int(v) for v in (args.synthetic or "24,5,64,0").split(","))
         root = Path(tempfile.mkdtemp(prefix="facelib-rvs-"))
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     info = common.machine_info(str(device))
     load_before = common.loadavg()
 
-    from facelib.train import Trainer, train
+    from facelib.training.trainer import Trainer, train
 
     # the same probe of training identities for every recipe, scanned once
     seen = train_probe(scan_folder(root / "train"), val, args.seed) if args.curve else None
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             result = train(cfg, log=lambda m: common.log_err("  " + m))
         load1 = common.loadavg()
-        from facelib.model import load_checkpoint
+        from facelib.training.model import load_checkpoint
 
         model, spec, _ = load_checkpoint(result.checkpoint, device=device)
         s = score(model, spec, val, device, args.workers)
@@ -265,14 +265,14 @@ def main(argv: list[str] | None = None) -> None:
         ref_es = s["es"]
     baselines: dict[str, dict[str, Any]] = {}
     if not args.no_baselines:
-        from facelib.baselines import pixel_baseline
+        from facelib.evaluation.baselines import pixel_baseline
 
         crop = spec.face_crop  # the last run's framing
         pa, pm = (pixel_baseline("cross-photo", ref_es, gallery=g, face_crop=crop) for g in ("all", "mean"))
         baselines[f"pixel cosine 32x32 gray, face crop {crop:g} (no learning)"] = dict(
             top1_all=float(pa.top1), top1_mean=float(pm.top1), top1_all_ci=list(pa.top1_interval),
             per_distortion=pa.per_distortion)
-        from facelib.train import seed_everything
+        from facelib.training.trainer import seed_everything
 
         seed_everything(args.seed)
         model, spec = build_model(args.backbone, 512, pretrained=False, image_size=args.image_size, neck="none",
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     print()
     seen_pixel = None
     if seen_es:
-        from facelib.baselines import pixel_baseline
+        from facelib.evaluation.baselines import pixel_baseline
 
         seen_pixel = float(pixel_baseline("cross-photo", seen_es[0], gallery="all").top1)
     for r in rows:

@@ -6,7 +6,7 @@
     python benchmarks/train_throughput.py --backbone resnet50 --image-size 224 \
         --batch-size 256 --steps 50 --warmup 10 --workers 12 --device cuda     # GPU (add --compile to try it)
 
-Both columns run the same public training step, ``facelib.train.Trainer.step`` (forward, batch-hard
+Both columns run the same public training step, ``facelib.training.trainer.Trainer.step`` (forward, batch-hard
 mining, triplet loss, backward, grad clip, AdamW, LR schedule; its statistics stay on the device,
 so a GPU never waits for the host), on P x K batches (K = 4, P = batch/4):
 
@@ -47,7 +47,7 @@ def sync(device) -> None:
 def make_trainer(root: Path, args, device):
     """A Trainer on ``root/train`` with P x K = batch/4 x 4, batch-hard, one epoch of warm-up + steps."""
     from facelib.config import TrainConfig
-    from facelib.train import Trainer
+    from facelib.training.trainer import Trainer
 
     k = 4
     p = max(2, args.batch_size // k)
@@ -63,7 +63,7 @@ def set_variant(trainer, amp: bool, channels_last: bool, compile_: bool) -> None
     """Switch the trainer's precision and memory format in place (same model and optimiser)."""
     import torch
 
-    from facelib.embed import autocast_dtype
+    from facelib.evaluation.extract import autocast_dtype
 
     trainer.amp_dtype = autocast_dtype(trainer.device, True) if amp else None
     if amp and trainer.device.type == "cpu":
@@ -78,7 +78,7 @@ def time_model_only(trainer, args) -> float:
     """img/s of ``Trainer.step`` on synthetic tensors already on the device."""
     import torch
 
-    from facelib.train import Batch
+    from facelib.training.trainer import Batch
 
     dev = trainer.device
     b = trainer.cfg.p * trainer.cfg.k
@@ -136,10 +136,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", default="train_throughput", help="name of benchmarks/out/<name>.json ('' = none)")
     args = ap.parse_args(argv)
 
-    from facelib.embed import resolve_device
+    from facelib.evaluation.extract import resolve_device
 
     if args.quick:
-        from facelib.synthetic import make_dataset
+        from facelib.data.synthetic import make_dataset
 
         root = Path(tempfile.mkdtemp(prefix="facelib-tput-"))
         make_dataset(root, identities=24, photos=5, image_size=64, seed=0)

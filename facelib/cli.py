@@ -154,7 +154,7 @@ def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from facelib.train import train
+    from facelib.training.trainer import train
 
     train(train_config_from_args(a))
     return 0
@@ -186,7 +186,7 @@ def add_test_args(p: argparse.ArgumentParser, data_default: str = "val") -> None
 
 
 def cmd_test(a: argparse.Namespace) -> int:
-    from facelib.report import run_test
+    from facelib.evaluation.report import run_test
 
     cfg = EvalConfig(data=a.data, train_data=a.train_data, checkpoint=a.checkpoint, protocol=a.protocol,
                      gallery=a.gallery, out=a.out, batch_size=a.batch_size, workers=a.workers, device=a.device,
@@ -198,7 +198,7 @@ def cmd_test(a: argparse.Namespace) -> int:
 def cmd_embed(a: argparse.Namespace) -> int:
     import numpy as np
 
-    from facelib.embed import embed_checkpoint
+    from facelib.evaluation.extract import embed_checkpoint
 
     es, folder, _ = embed_checkpoint(a.checkpoint, a.data, device=a.device, batch_size=a.batch_size,
                                      workers=a.workers)
@@ -210,9 +210,9 @@ def cmd_embed(a: argparse.Namespace) -> int:
 
 
 def _load_model(checkpoint: str, device: str):
-    from facelib.embed import resolve_device
-    from facelib.model import load_checkpoint
-    from facelib.recognize import model_fingerprint
+    from facelib.evaluation.extract import resolve_device
+    from facelib.training.model import load_checkpoint
+    from facelib.recognition.gallery import model_fingerprint
 
     dev = resolve_device(device)
     model, spec, _ = load_checkpoint(checkpoint, dev)
@@ -220,10 +220,10 @@ def _load_model(checkpoint: str, device: str):
 
 
 def cmd_enroll(a: argparse.Namespace) -> int:
-    from facelib.data import scan_folder
-    from facelib.embed import embed_images
+    from facelib.data.folders import scan_folder
+    from facelib.evaluation.extract import embed_images
     from facelib.errors import ConfigError
-    from facelib.recognize import build_gallery, threshold_from_metrics
+    from facelib.recognition.gallery import build_gallery, threshold_from_metrics
 
     if a.threshold is not None and a.metrics is not None:
         raise ConfigError("give --threshold or --metrics, not both")
@@ -247,15 +247,15 @@ def cmd_enroll(a: argparse.Namespace) -> int:
 def cmd_identify(a: argparse.Namespace) -> int:
     import json
 
-    from facelib.embed import embed_images
+    from facelib.evaluation.extract import embed_images
     from facelib.errors import ConfigError, DataError
-    from facelib.recognize import Gallery, identify, image_paths
+    from facelib.recognition.gallery import Gallery, identify, image_paths
 
     if a.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {a.top_k}")
     aligner = None
     if a.align:  # before the model loads: a missing dlib fails at once
-        from facelib.align import Aligner
+        from facelib.data.align import Aligner
 
         aligner = Aligner(a.detector)
     gallery = Gallery.load(a.gallery)
@@ -269,7 +269,7 @@ def cmd_identify(a: argparse.Namespace) -> int:
     if aligner is not None:
         import tempfile
 
-        from facelib.align import align_to_folder
+        from facelib.data.align import align_to_folder
 
         with tempfile.TemporaryDirectory(prefix="facelib-align-") as tmp:
             aligned, found = align_to_folder(paths, tmp, aligner)  # 224 px, FACECOM's framing
@@ -294,7 +294,7 @@ def cmd_identify(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from facelib.export import export_onnx
+    from facelib.recognition.export import export_onnx
 
     model, spec, fp, _ = _load_model(a.checkpoint, "cpu")
     export_onnx(model, spec, a.out)
@@ -304,7 +304,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def cmd_distort(a: argparse.Namespace) -> int:
-    from facelib.distortions import distort_folder
+    from facelib.data.distortions import distort_folder
 
     counts = distort_folder(a.src, a.out, kinds=a.kinds, seed=a.seed)
     print(f"wrote {a.out}: " + ", ".join(f"{v} {k}" for k, v in counts.items() if not isinstance(v, (dict, list))))
@@ -312,7 +312,7 @@ def cmd_distort(a: argparse.Namespace) -> int:
 
 
 def cmd_synth(a: argparse.Namespace) -> int:
-    from facelib.synthetic import make_dataset
+    from facelib.data.synthetic import make_dataset
 
     info = make_dataset(a.out, identities=a.identities, photos=a.photos, image_size=a.image_size, seed=a.seed)
     verb = "reused" if info.get("reused") else "wrote"
@@ -324,9 +324,9 @@ def cmd_synth(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     """Synthetic data -> a short training run with the smoke profile's recipe -> evaluation, under ``--out``."""
     from facelib.config import get_profile
-    from facelib.report import run_test
-    from facelib.synthetic import make_dataset
-    from facelib.train import train
+    from facelib.evaluation.report import run_test
+    from facelib.data.synthetic import make_dataset
+    from facelib.training.trainer import train
 
     out = Path(a.out)
     t0 = time.perf_counter()
@@ -349,7 +349,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 
 def add_align_args(p: argparse.ArgumentParser) -> None:
-    from facelib.align import AUTO_UPSAMPLE_BELOW, DETECTORS, NO_FACE
+    from facelib.data.align import AUTO_UPSAMPLE_BELOW, DETECTORS, NO_FACE
 
     p.add_argument("src", help="FACECOM-layout folder: <identity>/*.jpg, optionally <identity>/distortion/")
     p.add_argument("out", help="output folder: new, empty, or the output of an earlier align run (overwritten)")
@@ -365,7 +365,7 @@ def add_align_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_align(a: argparse.Namespace) -> int:
-    from facelib.align import align_folder
+    from facelib.data.align import align_folder
 
     report = align_folder(a.src, a.out, detector=a.detector, size=a.size, no_face=a.no_face, upsample=a.upsample)
     print(report.summary())
@@ -407,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inference_args(p)
     p.set_defaults(func=cmd_embed)
 
-    from facelib.recognize import ENROLL_MODES
+    from facelib.recognition.gallery import ENROLL_MODES
 
     p = sub.add_parser("enroll", help="enrol the identities of a folder into a gallery file",
                        description="Embed the clean photos of a FACECOM-layout folder (<identity>/*.jpg) into a "
@@ -443,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inference_args(p)
     p.set_defaults(func=cmd_identify)
 
-    from facelib.export import EXPORT_FORMATS
+    from facelib.recognition.export import EXPORT_FORMATS
 
     p = sub.add_parser("export", help="export the embedder to ONNX",
                        description="Write the embedder as ONNX: input float32 [N, 3, S, S] RGB in [0, 1] resized "
@@ -460,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_align_args(p)
     p.set_defaults(func=cmd_align)
 
-    from facelib.data import DISTORTION_KINDS
+    from facelib.data.folders import DISTORTION_KINDS
 
     p = sub.add_parser("distort", help="write the seven FACECOM distortions of a folder",
                        description="Copy a folder-per-identity data set and add <identity>/distortion/"

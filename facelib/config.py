@@ -22,10 +22,10 @@ LOSSES = ("triplet", "arcface", "cosface")
 FINETUNE_LR = 3e-4
 SCRATCH_LR = 3e-3
 NECKS = ("bn", "none")
-AUGMENTS = ("none", "mild", "strong")  # training augmentation: facelib.model.build_transform
+AUGMENTS = ("none", "mild", "strong")  # training augmentation: facelib.training.model.build_transform
 PROTOCOLS = ("auto", "closed", "gallery", "cross-photo", "verification")
 GALLERY_MODES = ("single", "mean", "all")
-RESTORERS = ("none", "median")  # restoration front-end before the face crop: facelib.framing.Restore
+RESTORERS = ("none", "median")  # restoration front-end before the face crop: facelib.data.framing.Restore
 # The face crop kept by default: the central 55% of the side, where FACECOM's (LFW's) face sits and where
 # `facelib align` puts it (measured: benchmarks/RESULTS.md section 9).
 DEFAULT_FACE_CROP = 0.55
@@ -52,8 +52,8 @@ class TrainConfig:
     weights: str | None = None
     init: str | None = None  # start the whole embedder from a facelib checkpoint (fine-tuning); new optimiser
     embedding_dim: int = 512
-    face_crop: float = DEFAULT_FACE_CROP  # central fraction of the side kept before the resize (facelib.framing)
-    restore: str = "none"  # restoration front-end before the crop: none | median (facelib.framing)
+    face_crop: float = DEFAULT_FACE_CROP  # central fraction of the side kept before the resize (facelib.data.framing)
+    restore: str = "none"  # restoration front-end before the crop: none | median (facelib.data.framing)
     neck: str = "bn"  # BatchNorm before the L2 norm: no collapse, and +0.03 top-1 on FACECOM (RESULTS.md 1)
     out: str = "tb_model.pth"
     device: str = "auto"
@@ -77,10 +77,10 @@ class TrainConfig:
     min_photos: int = 2  # batch identities need 2+ photos: 2x top-1 on FACECOM (benchmarks/RESULTS.md 1)
     negatives: int = 0  # extra images per P x K batch from identities that are not batch identities: negatives only
     include_distortions: bool = True
-    # photos without distortion/ copies get the seven distortions made on the fly (facelib.distortions),
+    # photos without distortion/ copies get the seven distortions made on the fly (facelib.data.distortions),
     # drawn as distorted images within clean_fraction, so every source also teaches robustness
     synth_distortions: bool = True
-    augment: str = "mild"  # none | mild | strong (facelib.model.build_transform; RESULTS.md 0)
+    augment: str = "mild"  # none | mild | strong (facelib.training.model.build_transform; RESULTS.md 0)
     steps_per_epoch: int | None = None
     max_seconds: float | None = None  # stop after this much training time; the LR schedule fits the budget
     warmup: float = 0.05  # linear warm-up over this fraction of the run (steps, or the max_seconds budget)

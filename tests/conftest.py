@@ -48,7 +48,7 @@ def image_folder(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
     """A small synthetic FACECOM-layout set (train/ + val/, disjoint identities, distortions)."""
-    from facelib.synthetic import make_dataset
+    from facelib.data.synthetic import make_dataset
 
     root = tmp_path_factory.mktemp("synth")
     make_dataset(root, identities=16, photos=4, image_size=32, seed=0)
@@ -59,7 +59,7 @@ def synth_root(tmp_path_factory) -> Path:
 def tiny_checkpoint(synth_root: Path, tmp_path_factory) -> Path:
     """A resnet18 checkpoint trained for a few steps on 32 px synthetic faces."""
     from facelib.config import TrainConfig
-    from facelib.train import train
+    from facelib.training.trainer import train
 
     out = tmp_path_factory.mktemp("ckpt") / "tb_model.pth"
     cfg = TrainConfig(data=str(synth_root / "train"), epochs=1, image_size=32, backbone="resnet18",

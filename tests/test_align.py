@@ -1,4 +1,4 @@
-"""facelib.align: the similarity transform, alignment with injected landmarks, align_folder's layout and
+"""facelib.data.align: the similarity transform, alignment with injected landmarks, align_folder's layout and
 policies, and (with dlib installed) the real detectors; CelebA when ../shared/data/extra_faces is present."""
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from facelib import align
-from facelib.align import (TEMPLATE, AlignReport, align_folder, align_image, align_paths, align_to_folder,
-                           apply_transform, fallback_transform, key_points, similarity_transform, warp)
+from facelib.data import align
+from facelib.data.align import TEMPLATE, AlignReport, align_folder, align_image, align_paths, align_to_folder, apply_transform, fallback_transform, key_points, similarity_transform, warp
 from facelib.errors import DataError, FacelibError
 
 EXTRA = Path(__file__).resolve().parents[2] / "shared" / "data" / "extra_faces"
@@ -157,7 +156,7 @@ def test_align_paths_and_align_to_folder(tmp_path):
 
 @pytest.fixture(scope="module")
 def synth_src(tmp_path_factory) -> Path:
-    from facelib.synthetic import make_dataset
+    from facelib.data.synthetic import make_dataset
 
     root = tmp_path_factory.mktemp("align_synth")
     make_dataset(root, identities=3, photos=2, image_size=48, seed=0, val_identities=1)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from facelib.baselines import pixel_embeddings
+from facelib.evaluation.baselines import pixel_embeddings
 
 
 def test_pixel_embeddings(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelib.data import DataError, ImageDataset, load_image, parse_distorted_name, scan_folder, to_rgb
+from facelib.data.folders import DataError, ImageDataset, load_image, parse_distorted_name, scan_folder, to_rgb
 from tests.conftest import make_folder, write_image
 
 
@@ -127,7 +127,7 @@ def test_image_changed_after_scan_gives_clear_error(image_folder: Path):
 
 
 def test_several_sources_keep_their_people_apart(tmp_path: Path):
-    from facelib.data import scan_sources
+    from facelib.data.folders import scan_sources
 
     a = make_folder(tmp_path / "a" / "train", identities=2, photos=2)
     b = make_folder(tmp_path / "b" / "train", identities=3, photos=2, distortions=())  # the same names id_0, id_1
@@ -142,7 +142,7 @@ def test_several_sources_keep_their_people_apart(tmp_path: Path):
 
 
 def test_source_tags():
-    from facelib.data import source_tags
+    from facelib.data.folders import source_tags
 
     assert source_tags(["x/train", "y/lfw", "celeba_aligned"]) == ["train", "lfw", "celeba_aligned"]
     assert source_tags(["a/train", "b/train"]) == ["a/train", "b/train"]
@@ -150,7 +150,7 @@ def test_source_tags():
 
 
 def test_synthetic_distortions_only_for_photos_without_copies(tmp_path: Path):
-    from facelib.data import DISTORTION_KINDS, ImageDataset, scan_sources
+    from facelib.data.folders import DISTORTION_KINDS, ImageDataset, scan_sources
 
     a = make_folder(tmp_path / "a", identities=2, photos=2)  # one blurred copy per photo
     b = make_folder(tmp_path / "b", identities=2, photos=3, distortions=())

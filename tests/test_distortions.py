@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from facelib.data import DataError, scan_folder
-from facelib.distortions import KINDS, distort, distort_all, distort_folder, image_rng
+from facelib.data.folders import DataError, scan_folder
+from facelib.data.distortions import KINDS, distort, distort_all, distort_folder, image_rng
 
 
 def _test_image(size: int = 64, seed: int = 0) -> Image.Image:

@@ -29,12 +29,12 @@ import numpy as np
 import pytest
 import torch
 
-from facelib import distributed, train as train_mod
+from facelib.training import distributed, trainer as train_mod
 from facelib.cli import main
 from facelib.config import TrainConfig
 from facelib.errors import ConfigError
-from facelib.samplers import PKSampler, RankSplitSampler
-from facelib.train import last_checkpoint_path, train
+from facelib.data.samplers import PKSampler, RankSplitSampler
+from facelib.training.trainer import last_checkpoint_path, train
 
 REPO = Path(__file__).resolve().parents[1]
 CURVE_KEYS = ("loss", "pos_dist", "neg_dist", "spread", "active_fraction")
@@ -68,8 +68,8 @@ ENTRY = textwrap.dedent('''
 
     atexit.register(dump)
     if os.environ.get("NO_AUGMENTATION"):
-        import facelib.model, facelib.train
-        facelib.train.build_transform = lambda spec, train=False, **kw: facelib.model.build_transform(spec, train=False)
+        import facelib.training.model, facelib.training.trainer
+        facelib.training.trainer.build_transform = lambda spec, train=False, **kw: facelib.training.model.build_transform(spec, train=False)
     from facelib.cli import main
     sys.exit(main(sys.argv[1:]))
 ''')
@@ -252,7 +252,7 @@ def test_two_processes_match_one_and_resume(synth_root: Path, tmp_path: Path, mo
     assert sorted(p.name for p in out.parent.iterdir()) == ["history.json", "m.last.pth", "m.pth"]
 
     # the same on one process: 1 epoch, then resumed to 2
-    from facelib import model as model_mod
+    from facelib.training import model as model_mod
 
     monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False, **kw: model_mod.build_transform(spec))
     one = tmp_path / "one" / "m.pth"
@@ -277,7 +277,7 @@ def test_arcface_class_weights_stay_in_sync(synth_root: Path, tmp_path: Path, mo
     args = ["train", "--data", str(synth_root / "train"), "--backbone", "test_convnext", "--neck", "none",
             "--loss", "arcface", "--epochs", "1", "--steps-per-epoch", "2", "--out", str(out), *TINY]
     _ok(_torchrun(args, tmp_path, entry, {"NO_AUGMENTATION": "1", "WATCH_DIR": str(runs), "RECORD_DIR": str(record)}))
-    from facelib import model as model_mod
+    from facelib.training import model as model_mod
 
     monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False, **kw: model_mod.build_transform(spec))
     one = tmp_path / "one" / "m.pth"
@@ -293,9 +293,9 @@ def test_arcface_class_weights_stay_in_sync(synth_root: Path, tmp_path: Path, mo
 
 def _initial_class_weights(shape: torch.Size) -> torch.Tensor:
     """The ArcFace class weights before training (the Trainer seeds, builds the model, then the head)."""
-    from facelib.losses import MarginSoftmaxLoss
-    from facelib.model import build_model
-    from facelib.train import seed_everything
+    from facelib.training.losses import MarginSoftmaxLoss
+    from facelib.training.model import build_model
+    from facelib.training.trainer import seed_everything
 
     seed_everything(0)
     build_model("test_convnext", 16, image_size=32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelib.embeddings import EmbeddingSet
+from facelib.evaluation.embedding_set import EmbeddingSet
 from tests.test_protocols import random_set
 
 

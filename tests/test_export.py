@@ -1,4 +1,4 @@
-"""facelib.export: the ONNX graph against the torch embedder (skipped without the [onnx] extra)."""
+"""facelib.recognition.export: the ONNX graph against the torch embedder (skipped without the [onnx] extra)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ def exported(tiny_checkpoint, tmp_path_factory) -> Path:
 
 
 def _parity(onnx_path: Path, checkpoint: Path, paths: list[Path]) -> np.ndarray:
-    from facelib.embed import embed_images
-    from facelib.export import load_inputs, onnx_embed
-    from facelib.model import load_checkpoint
+    from facelib.evaluation.extract import embed_images
+    from facelib.recognition.export import load_inputs, onnx_embed
+    from facelib.training.model import load_checkpoint
 
     model, spec, _ = load_checkpoint(checkpoint)
     ref = embed_images(model, paths, spec, workers=0)

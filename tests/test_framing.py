@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelib.framing import FaceCrop, Restore, face_crop_box
+from facelib.data.framing import FaceCrop, Restore, face_crop_box
 
 
 def test_face_crop_box_known_answers():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from facelib.config import EvalConfig, get_profile
-from facelib.report import run_test
-from facelib.synthetic import make_dataset
-from facelib.train import train
+from facelib.evaluation.report import run_test
+from facelib.data.synthetic import make_dataset
+from facelib.training.trainer import train
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facelib.losses import TripletLoss, embedding_spread, pairwise_distances
+from facelib.training.losses import TripletLoss, embedding_spread, pairwise_distances
 
 
 def _idx(*xs):
@@ -143,7 +143,7 @@ def test_pairwise_distances_under_autocast_and_half_input():
 
 @pytest.mark.parametrize("kind", ["arcface", "cosface"])
 def test_margin_softmax_known_answer(kind: str):
-    from facelib.losses import MarginSoftmaxLoss
+    from facelib.training.losses import MarginSoftmaxLoss
 
     crit = MarginSoftmaxLoss(3, 2, kind=kind, scale=10.0)
     with torch.no_grad():
@@ -159,7 +159,7 @@ def test_margin_softmax_known_answer(kind: str):
 
 
 def test_arcface_margin_past_pi_stays_monotone():
-    from facelib.losses import MarginSoftmaxLoss
+    from facelib.training.losses import MarginSoftmaxLoss
 
     crit = MarginSoftmaxLoss(2, 3, kind="arcface", margin=0.5, scale=1.0)
     with torch.no_grad():
@@ -171,7 +171,7 @@ def test_arcface_margin_past_pi_stays_monotone():
 
 
 def test_margin_softmax_learns_separable_points():
-    from facelib.losses import MarginSoftmaxLoss
+    from facelib.training.losses import MarginSoftmaxLoss
 
     torch.manual_seed(0)
     crit = MarginSoftmaxLoss(4, 8, kind="arcface", scale=16.0)
@@ -190,7 +190,7 @@ def test_margin_softmax_learns_separable_points():
 
 
 def test_margin_softmax_rejects_unknown_kind():
-    from facelib.losses import MarginSoftmaxLoss
+    from facelib.training.losses import MarginSoftmaxLoss
 
     with pytest.raises(ValueError, match="arcface"):
         MarginSoftmaxLoss(3, 2, kind="sphereface")

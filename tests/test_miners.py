@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facelib.losses import pairwise_distances
-from facelib.miners import MINERS, batch_all, batch_hard, get_miner, random_triplets, semi_hard
+from facelib.training.losses import pairwise_distances
+from facelib.training.miners import MINERS, batch_all, batch_hard, get_miner, random_triplets, semi_hard
 
 MARGIN = 0.5
 

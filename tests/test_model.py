@@ -6,15 +6,7 @@ import pytest
 import torch
 
 from facelib.errors import CheckpointError, ModelError
-from facelib.model import (
-    EmbeddingNet,
-    build_model,
-    build_transform,
-    describe_weights,
-    load_checkpoint,
-    read_checkpoint,
-    save_checkpoint,
-)
+from facelib.training.model import EmbeddingNet, build_model, build_transform, describe_weights, load_checkpoint, read_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +46,7 @@ def test_pretrained_offline_fails_fast_with_way_out(monkeypatch, tmp_path):
 
 
 def test_pretrained_available_answers_no_offline_without_cache(monkeypatch, tmp_path):
-    from facelib.model import pretrained_available
+    from facelib.training.model import pretrained_available
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))  # empty cache

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from facelib import notebook as nb
-from facelib.data import scan_folder
+from facelib.data.folders import scan_folder
 
 
 def test_table_prints_text_and_html():

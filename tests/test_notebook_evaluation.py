@@ -39,7 +39,7 @@ def test_cmc_figure():
 @pytest.mark.slow
 def test_classification_table(synth_root, tiny_checkpoint, tmp_path):
     from facelib.config import EvalConfig
-    from facelib.report import run_test
+    from facelib.evaluation.report import run_test
 
     report = run_test(EvalConfig(data=str(synth_root / "val"), train_data=None, checkpoint=str(tiny_checkpoint),
                                  out=str(tmp_path), workers=0, baseline=False),
@@ -53,9 +53,9 @@ def test_classification_table(synth_root, tiny_checkpoint, tmp_path):
 
 
 def test_cross_photo_scores_hide_the_own_photo_and_match_the_library():
-    from facelib.embeddings import EmbeddingSet
-    from facelib.protocols import cross_photo_protocol
-    from facelib.metrics import l2_normalize
+    from facelib.evaluation.embedding_set import EmbeddingSet
+    from facelib.evaluation.protocols import cross_photo_protocol
+    from facelib.evaluation.metrics import l2_normalize
 
     rng = np.random.default_rng(0)
     ids = np.repeat(["a", "b", "c"], 4)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from facelib import notebook as nb
-from facelib.losses import TripletLoss
+from facelib.training.losses import TripletLoss
 
 
 def test_toy_mining():

@@ -19,8 +19,8 @@ import peer_face_recognition as peer  # noqa: E402
 
 
 def test_dlib_descriptors_cover_every_image(tmp_path):
-    from facelib.data import scan_folder
-    from facelib.synthetic import make_dataset
+    from facelib.data.folders import scan_folder
+    from facelib.data.synthetic import make_dataset
 
     make_dataset(tmp_path, identities=4, photos=2, image_size=112, seed=0)
     val = scan_folder(tmp_path / "val")

@@ -1,4 +1,4 @@
-"""Smoke tests for facelib.plots: right axes count, non-empty PNG when asked."""
+"""Smoke tests for facelib.evaluation.plots: right axes count, non-empty PNG when asked."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from facelib import plots
+from facelib.evaluation import plots
 
 
 def _png_ok(path) -> bool:

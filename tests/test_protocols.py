@@ -1,4 +1,4 @@
-"""Protocol tests on crafted embeddings for facelib.protocols."""
+"""Protocol tests on crafted embeddings for facelib.evaluation.protocols."""
 
 from __future__ import annotations
 
@@ -7,22 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from facelib.baselines import pixel_baseline
+from facelib.evaluation.baselines import pixel_baseline
 from facelib.config import GALLERY_MODES
-from facelib.embeddings import EmbeddingSet
-from facelib.metrics import l2_normalize
-from facelib.protocols import (
-    Identification,
-    closed_protocol,
-    cross_photo_protocol,
-    cross_photo_retrieval,
-    detect_protocol,
-    gallery_protocol,
-    open_set_protocol,
-    run_protocol,
-    verification_protocol,
-)
-from facelib.retrieval import faiss_available
+from facelib.evaluation.embedding_set import EmbeddingSet
+from facelib.evaluation.metrics import l2_normalize
+from facelib.evaluation.protocols import Identification, closed_protocol, cross_photo_protocol, cross_photo_retrieval, detect_protocol, gallery_protocol, open_set_protocol, run_protocol, verification_protocol
+from facelib.evaluation.retrieval import faiss_available
 
 
 def make_set(rows) -> EmbeddingSet:
@@ -134,7 +124,7 @@ def test_cross_photo_matches_brute_force(mode):
 
 @pytest.mark.parametrize("chunk", [1, 7, 10_000])
 def test_cross_photo_retrieval_matches_the_whole_matrix(chunk):
-    from facelib.ranking import retrieval_metrics
+    from facelib.evaluation.ranking import retrieval_metrics
 
     s = random_set(seed=2)
     got = cross_photo_retrieval(s, chunk=chunk)

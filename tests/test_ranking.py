@@ -1,11 +1,11 @@
-"""facelib.ranking: CMC, Recall@K and mAP on hand-checked rankings."""
+"""facelib.evaluation.ranking: CMC, Recall@K and mAP on hand-checked rankings."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from facelib.ranking import average_precision, cmc_curve, first_correct_rank, retrieval_metrics
+from facelib.evaluation.ranking import average_precision, cmc_curve, first_correct_rank, retrieval_metrics
 
 
 def test_known_answer():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelib.baselines import pixel_embeddings
-from facelib.data import scan_folder
-from facelib.embeddings import EmbeddingSet
-from facelib.protocols import cross_photo_protocol, detect_protocol, gallery_protocol
+from facelib.evaluation.baselines import pixel_embeddings
+from facelib.data.folders import scan_folder
+from facelib.evaluation.embedding_set import EmbeddingSet
+from facelib.evaluation.protocols import cross_photo_protocol, detect_protocol, gallery_protocol
 
 pytestmark = pytest.mark.realdata
 

@@ -1,4 +1,4 @@
-"""facelib.report: the test job's files, the verification primary, the decision threshold."""
+"""facelib.evaluation.report: the test job's files, the verification primary, the decision threshold."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 from facelib.cli import main
 from facelib.config import EvalConfig
 from facelib.errors import ConfigError
-from facelib.report import decision_threshold, run_test
+from facelib.evaluation.report import decision_threshold, run_test
 from tests.conftest import make_folder, write_image
 
 
 def test_decision_threshold_meets_the_target_far():
-    from facelib.protocols import verification_protocol
+    from facelib.evaluation.protocols import verification_protocol
     from tests.test_protocols import random_set
 
     v = verification_protocol(random_set(n_ids=30, seed=3), fars=(0.1, 0.05))

@@ -1,4 +1,4 @@
-"""facelib.retrieval: the masked chunked top-k against brute force, both backends."""
+"""facelib.evaluation.retrieval: the masked chunked top-k against brute force, both backends."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from facelib import retrieval
-from facelib.metrics import l2_normalize
-from facelib.retrieval import resolve_backend, topk, topk_labels
+from facelib.evaluation import retrieval
+from facelib.evaluation.metrics import l2_normalize
+from facelib.evaluation.retrieval import resolve_backend, topk, topk_labels
 
 needs_faiss = pytest.mark.skipif(not retrieval.faiss_available(), reason="faiss not installed (pip install faiss-cpu)")
 

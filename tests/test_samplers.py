@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from facelib.samplers import PKSampler, original_triplets
+from facelib.data.samplers import PKSampler, original_triplets
 
 
 def _labels(sizes: list[int]) -> list[int]:

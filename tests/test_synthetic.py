@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelib.baselines import pixel_embeddings
-from facelib.data import DataError, scan_folder
-from facelib.distortions import KINDS
-from facelib.synthetic import FaceParams, make_dataset, render_face, sample_identity
+from facelib.evaluation.baselines import pixel_embeddings
+from facelib.data.folders import DataError, scan_folder
+from facelib.data.distortions import KINDS
+from facelib.data.synthetic import FaceParams, make_dataset, render_face, sample_identity
 
 
 def _digest(root: Path) -> str:

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from facelib import train as train_mod
+from facelib.training import trainer as train_mod
 from facelib.config import TrainConfig
 from facelib.errors import DataError
-from facelib.losses import TripletLoss
-from facelib.miners import batch_all
-from facelib.train import Trainer, last_checkpoint_path, train
+from facelib.training.losses import TripletLoss
+from facelib.training.miners import batch_all
+from facelib.training.trainer import Trainer, last_checkpoint_path, train
 from tests.conftest import make_folder, write_image
 
 QUIET = dict(log=lambda s: None)
@@ -31,11 +31,11 @@ def test_loss_goes_down_on_synthetic_faces(synth_root: Path, tmp_path: Path, nec
     t = Trainer(tiny(synth_root / "train", tmp_path / "m.pth", lr=3e-3, p=8, k=4, epochs=1, steps_per_epoch=60,
                      warmup=0.0, neck=neck), **QUIET)
     # a fixed evaluation batch: 8 identities x 4 images, no augmentation
-    from facelib.model import build_transform
+    from facelib.training.model import build_transform
 
     tf = build_transform(t.spec, train=False)
     idx = np.concatenate([np.flatnonzero(t.labels == c)[:4] for c in range(8)])
-    x = torch.stack([tf(__import__("facelib.data", fromlist=["load_image"]).load_image(t.folder.paths[i]))
+    x = torch.stack([tf(__import__("facelib.data.folders", fromlist=["load_image"]).load_image(t.folder.paths[i]))
                      for i in idx])
     y = torch.as_tensor(t.labels[idx])
     crit = TripletLoss(margin=0.2, reduction="mean")
@@ -209,7 +209,7 @@ def test_step_stats_stay_on_the_device(synth_root: Path, tmp_path: Path):
 
 @pytest.mark.parametrize("neck", ["bn", "none"])
 def test_neck_is_saved_and_reloaded(synth_root: Path, tmp_path: Path, neck: str):
-    from facelib.model import load_checkpoint
+    from facelib.training.model import load_checkpoint
 
     r = train(tiny(synth_root / "train", tmp_path / "m.pth", neck=neck), **QUIET)
     model, spec, _ = load_checkpoint(r.checkpoint)
@@ -223,9 +223,9 @@ def test_neck_is_saved_and_reloaded(synth_root: Path, tmp_path: Path, neck: str)
 
 def test_bn_neck_spreads_a_random_network(synth_root: Path):
     """The reason for the neck: a random network maps faces into a narrow cone; BatchNorm re-centres it."""
-    from facelib.data import load_image
-    from facelib.losses import embedding_spread
-    from facelib.model import build_model, build_transform
+    from facelib.data.folders import load_image
+    from facelib.training.losses import embedding_spread
+    from facelib.training.model import build_model, build_transform
 
     paths = sorted((synth_root / "train").glob("*/*.jpg"))[:32]
     spread = {}
@@ -240,7 +240,7 @@ def test_bn_neck_spreads_a_random_network(synth_root: Path):
 
 @pytest.mark.parametrize("loss", ["arcface", "cosface"])
 def test_margin_softmax_trains_and_drops_its_head(synth_root: Path, tmp_path: Path, loss: str):
-    from facelib.model import load_checkpoint
+    from facelib.training.model import load_checkpoint
 
     log: list[str] = []
     r = train(tiny(synth_root / "train", tmp_path / "m.pth", loss=loss, steps_per_epoch=6, lr=3e-3, epochs=2),

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 from facelib.config import EvalConfig, TrainConfig  # noqa: E402
-from facelib.widgets import EvalPanel, TrainPanel  # noqa: E402
+from facelib.notebook.widgets import EvalPanel, TrainPanel  # noqa: E402
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from facelib.config import TrainConfig
-from facelib.data import FaceFolder
+from facelib.data.folders import FaceFolder
 from facelib.notebook.setup import check_pretrained
 
 __all__ = ["pk_batch", "embed_batch"]
@@ -16,7 +16,7 @@ def pk_batch(folder: FaceFolder, p: int, k: int, seed: int = 0,
     """The first P x K batch the training sampler would draw (indices into ``folder.samples``)."""
     import warnings
 
-    from facelib.samplers import PKSampler
+    from facelib.data.samplers import PKSampler
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -33,8 +33,8 @@ def embed_batch(cfg: TrainConfig, folder: FaceFolder, indices: Sequence[int], mo
     """
     import torch
 
-    from facelib.embed import embed_images
-    from facelib.model import build_model
+    from facelib.evaluation.extract import embed_images
+    from facelib.training.model import build_model
 
     if model is None:
         check_pretrained(cfg, print)

@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from facelib.data import DISTORTION_KINDS, FaceFolder, load_image
+from facelib.data.folders import DISTORTION_KINDS, FaceFolder, load_image
 from facelib.errors import DataError
 from facelib.notebook.tables import Table
 
@@ -135,7 +135,7 @@ def image_properties(folder: FaceFolder, max_images: int = 3000, seed: int = 0) 
 
 def identity_overlap(train: FaceFolder, val: FaceFolder) -> str:
     """One paragraph: how many identities the splits share, and which protocol that implies."""
-    from facelib.protocols import detect_protocol
+    from facelib.evaluation.protocols import detect_protocol
 
     shared = sorted(set(train.identities) & set(val.identities))
     protocol, reason = detect_protocol(train.identities, val.identities)

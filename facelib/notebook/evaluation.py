@@ -29,15 +29,15 @@ def ensure_checkpoint(s: NotebookSetup, log: Callable[[str], None] = print) -> P
     log(f"no checkpoint from notebook 03 ({s.checkpoint}); training a quick one "
         f"(1 epoch x {cfg.steps_per_epoch} steps) so this notebook runs on its own")
     check_pretrained(cfg, log)
-    from facelib.train import train
+    from facelib.training.trainer import train
 
     train(cfg, log=lambda line: None)
     return out
 
 
 def protocol_table(report) -> Table:
-    """Model vs pixel baseline per identification protocol of a :class:`~facelib.report.TestReport`."""
-    from facelib.protocols import Identification
+    """Model vs pixel baseline per identification protocol of a :class:`~facelib.evaluation.report.TestReport`."""
+    from facelib.evaluation.protocols import Identification
 
     rows = []
     for name, r in report.results.items():
@@ -71,7 +71,7 @@ def classification_table(report, max_identities: int = 12) -> Table:
 
 def pixel_verification(report, seed: int = 0):
     """The verification protocol on pixel embeddings of the same probes (same pairs, same seed)."""
-    from facelib.baselines import pixel_baseline
+    from facelib.evaluation.baselines import pixel_baseline
 
     return pixel_baseline("verification", report.probes, seed=seed)
 
@@ -92,7 +92,7 @@ def split_by_identity(pairs: np.ndarray, identities: np.ndarray, seed: int = 0) 
 def choose_thresholds(scores, same, fars: Iterable[float] = (0.1, 0.01)) -> dict[str, float]:
     """Thresholds on the cosine score chosen on (scores, same): at each target FAR, at the equal error
     rate and at the best accuracy. ``{rule: threshold}``."""
-    from facelib.metrics import verification_metrics
+    from facelib.evaluation.metrics import verification_metrics
 
     fars = tuple(fars)
     m = verification_metrics(np.asarray(scores, float), np.asarray(same, bool), fars=fars)
@@ -133,7 +133,7 @@ def cmc_figure(curves: Mapping[str, np.ndarray], title: str = "CMC curve") -> Fi
 
 
 def cross_photo_scores(s) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Image-level cross-photo scores of an :class:`~facelib.embeddings.EmbeddingSet` (unit rows).
+    """Image-level cross-photo scores of an :class:`~facelib.evaluation.embedding_set.EmbeddingSet` (unit rows).
 
     Gallery = every clean image; probes = every image of identities with 2+ clean photos; a
     probe's own source photo is hidden (score ``-inf``). Returns (scores [Q, G] cosine,

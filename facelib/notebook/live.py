@@ -117,11 +117,11 @@ class LivePlot:
 
 
 def run_training(cfg: TrainConfig, plot: LivePlot | None = None, log: Callable[[str], None] = print):
-    """Train with ``cfg`` (see :func:`facelib.train.train`), feeding ``plot`` every step and epoch.
+    """Train with ``cfg`` (see :func:`facelib.training.trainer.train`), feeding ``plot`` every step and epoch.
 
-    Prints the config, the device and precision first. Returns the :class:`~facelib.train.TrainResult`.
+    Prints the config, the device and precision first. Returns the :class:`~facelib.training.trainer.TrainResult`.
     """
-    from facelib import train as train_mod
+    from facelib.training import trainer as train_mod
 
     check_pretrained(cfg, log)
     changed = {k: v for k, v in cfg.to_dict().items() if k in ("lr", "epochs", "margin", "miner", "p", "k",

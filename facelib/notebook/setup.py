@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from facelib.config import EvalConfig, Profile, TrainConfig, get_profile, profile_name
-from facelib.data import DISTORTION_KINDS
+from facelib.data.folders import DISTORTION_KINDS
 from facelib.errors import DataError
-from facelib.model import pretrained_available
+from facelib.training.model import pretrained_available
 
 __all__ = ["repo_root", "setup", "NotebookSetup", "pretrained_available", "check_pretrained", "device_summary"]
 
@@ -128,7 +128,7 @@ def setup(data: str | os.PathLike | None = None, profile: str | None = None, run
         root = repo_root() / "data" / "synthetic"
         synthetic = True
         if make_synthetic:
-            from facelib.synthetic import make_dataset
+            from facelib.data.synthetic import make_dataset
 
             synth_summary = make_dataset(root, **prof.synth, seed=0)
             how = "reused" if synth_summary["reused"] else f"made in {synth_summary['seconds']:.1f} s"
@@ -174,7 +174,7 @@ def device_summary(cfg: TrainConfig) -> str:
     """Which device and precision training will use, e.g. ``device cpu (CPU, 2 threads), precision fp32``."""
     import torch
 
-    from facelib.embed import autocast_dtype, resolve_device
+    from facelib.evaluation.extract import autocast_dtype, resolve_device
 
     dev = resolve_device(cfg.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"

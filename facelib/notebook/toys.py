@@ -36,8 +36,8 @@ def triplet_parts(emb, labels, miner: str, margin: float):
     the per-triplet loss [T] (``TripletLoss(reduction="none")``)."""
     import torch
 
-    from facelib.losses import TripletLoss, pairwise_distances
-    from facelib.miners import get_miner
+    from facelib.training.losses import TripletLoss, pairwise_distances
+    from facelib.training.miners import get_miner
 
     emb = emb.detach().float()
     a, p, n = get_miner(miner)(emb, labels, margin=margin, generator=torch.Generator().manual_seed(0))
@@ -210,8 +210,8 @@ def toy_training(miner: str, steps: int = 60, margin: float = 0.2, lr: float = 0
     """
     import torch
 
-    from facelib.losses import TripletLoss
-    from facelib.miners import batch_all, get_miner
+    from facelib.training.losses import TripletLoss
+    from facelib.training.miners import batch_all, get_miner
 
     pts, labels = toy_batch(p, k, seed)
     x = pts.clone().requires_grad_(True)
@@ -289,13 +289,13 @@ def collapse_run(miner: str, bn_neck: bool = False, steps: int = 150, margin: fl
                  p: int = 8, k: int = 4, seed: int = 0, data=None) -> list[dict]:
     """Train :func:`toy_embedder` on :func:`toy_clusters` with P x K batches, ``miner`` and the triplet loss.
 
-    Every 10 steps records the batch loss and :func:`facelib.losses.embedding_spread` of ALL points
+    Every 10 steps records the batch loss and :func:`facelib.training.losses.embedding_spread` of ALL points
     (about 1 spread over the sphere, about 0 collapsed to one point).
     """
     import torch
 
-    from facelib.losses import TripletLoss, embedding_spread
-    from facelib.miners import get_miner
+    from facelib.training.losses import TripletLoss, embedding_spread
+    from facelib.training.miners import get_miner
 
     x, y = data if data is not None else toy_clusters(seed=seed)
     net = toy_embedder(x.shape[1], bn_neck=bn_neck, seed=seed)
@@ -325,7 +325,7 @@ def collapse_run(miner: str, bn_neck: bool = False, steps: int = 150, margin: fl
 
 def collapse_figure(runs: Mapping[str, Sequence[Mapping[str, float]]], margin: float = 0.2) -> Figure:
     """Spread of all embeddings and the batch loss per step, one line per run."""
-    from facelib.train import COLLAPSE_SPREAD
+    from facelib.training.trainer import COLLAPSE_SPREAD
 
     fig = Figure(figsize=(10, 3.4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)

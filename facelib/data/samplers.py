@@ -1,7 +1,7 @@
 """Batch construction for triplet training.
 
 * :class:`PKSampler` -- the default (FaceNet; Hermans et al. 2017): batches of P identities
-  x K images, each image embedded once, triplets mined inside the batch (:mod:`facelib.miners`).
+  x K images, each image embedded once, triplets mined inside the batch (:mod:`facelib.training.miners`).
 * :func:`original_triplets` -- the seed recipe: random (anchor, positive, negative) index
   triplets over the whole data set, one forward pass per triplet member.
 """

@@ -4,7 +4,7 @@ Per epoch it logs ``loss``, ``active_fraction``, ``pos_dist``, ``neg_dist``, ``s
 validation figures to ``history.json`` next to the checkpoint, keeps the best checkpoint,
 and writes ``<out stem>.last.pth`` with everything ``--resume`` needs.
 
-Under ``torchrun`` (``WORLD_SIZE`` > 1) the same loop runs data-parallel (:mod:`facelib.distributed`):
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the same loop runs data-parallel (:mod:`facelib.training.distributed`):
 each rank embeds its share of the global P x K batch, mining sees the all-gathered global batch
 (``cfg.gather``), and rank 0 alone logs, validates and writes files.
 """
@@ -22,21 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from facelib import distributed
+from facelib.training import distributed
 from facelib.config import TrainConfig
-from facelib.data import DISTORTION_KINDS, FaceFolder, ImageDataset, scan_folder, scan_sources
-from facelib.embed import autocast_dtype, embed_folder, resolve_device
+from facelib.data.folders import DISTORTION_KINDS, FaceFolder, ImageDataset, scan_folder, scan_sources
+from facelib.evaluation.extract import autocast_dtype, embed_folder, resolve_device
 from facelib.errors import CheckpointError, ConfigError, DataError
 from facelib.io import write_json
-from facelib.model import (
-    ModelSpec,
-    build_model,
-    build_transform,
-    describe_framing,
-    describe_weights,
-    read_checkpoint,
-    save_checkpoint,
-)
+from facelib.training.model import ModelSpec, build_model, build_transform, describe_framing, describe_weights, read_checkpoint, save_checkpoint
 
 COLLAPSE_SPREAD = 0.05  # spread below this: the embeddings have (nearly) collapsed to one point
 COLLAPSE_REMEDY = "the defaults avoid it: the BatchNorm neck (--neck bn) and batch-all mining (--miner batch_all)"
@@ -218,8 +210,8 @@ class Trainer:
         log(f"augmentation {cfg.augment}: " + ", ".join(type(t).__name__ for t in transform.transforms
                                                          if type(t).__name__ not in _PLUMBING))
 
-        from facelib.losses import MarginSoftmaxLoss, TripletLoss
-        from facelib.miners import get_miner
+        from facelib.training.losses import MarginSoftmaxLoss, TripletLoss
+        from facelib.training.miners import get_miner
 
         self.miner = get_miner(cfg.miner)
         if cfg.loss == "triplet":
@@ -237,7 +229,7 @@ class Trainer:
         self.sampler = None
         self._pk_loader: torch.utils.data.DataLoader | None = None
         if cfg.sampler == "pk":
-            from facelib.samplers import PKSampler
+            from facelib.data.samplers import PKSampler
 
             try:
                 self.sampler = PKSampler(
@@ -325,7 +317,7 @@ class Trainer:
 
     def _split_sampler(self, log: Callable[[str], None]) -> None:
         """Give this rank its share of each global P x K batch; check the split works for the miner."""
-        from facelib.samplers import RankSplitSampler
+        from facelib.data.samplers import RankSplitSampler
 
         world, p = self.dist.world_size, self.sampler.p
         # P and the negatives may have been clamped to the data: check what the sampler uses
@@ -340,7 +332,7 @@ class Trainer:
     # ----------------------------------------------------------------------------- data per epoch
 
     def _epoch_triplets(self, epoch: int) -> np.ndarray:
-        from facelib.samplers import original_triplets
+        from facelib.data.samplers import original_triplets
 
         return original_triplets(self.labels, np.random.default_rng([self.cfg.seed, epoch]))
 
@@ -392,7 +384,7 @@ class Trainer:
         Data-parallel with ``gather``: the ranks' embeddings [B/W, D] and labels are all-gathered into
         the global batch [B, D], which every rank mines and scores alike; each back-propagates through
         its own rows."""
-        from facelib.losses import embedding_spread
+        from facelib.training.losses import embedding_spread
 
         x = batch.images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         y = batch.labels.to(self.device, non_blocking=True)
@@ -534,7 +526,7 @@ class Trainer:
         return line
 
     def _validate(self) -> dict[str, Any]:
-        from facelib.protocols import detect_protocol, run_protocol
+        from facelib.evaluation.protocols import detect_protocol, run_protocol
 
         protocol, _ = detect_protocol(self.folder.identities, self.val_folder.identities)
         probes = embed_folder(self.model, self.spec, self.val_folder, batch_size=64, workers=self.cfg.workers,

@@ -154,7 +154,7 @@ def roc_figure(
     """
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    from facelib.metrics import verification_metrics
+    from facelib.evaluation.metrics import verification_metrics
 
     curves = dict(scores) if isinstance(scores, Mapping) else {label or "model": (scores, same)}
     fig = Figure(figsize=(6, 5), layout="constrained")
@@ -314,7 +314,7 @@ def retrieval_grid_figure(
     title, a right one green. ``labels`` [Q] (e.g. the true identity) go in the probe titles.
     Unreadable or empty paths are drawn as blank cells.
     """
-    from facelib.data import load_image
+    from facelib.data.folders import load_image
 
     pp = _np(probe_paths).astype(str)
     mp = _np(match_paths).astype(str)

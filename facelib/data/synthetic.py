@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from facelib.data import DISTORTION_DIR, DataError
-from facelib.distortions import KINDS, distort, image_rng, save_jpeg
+from facelib.data.folders import DISTORTION_DIR, DataError
+from facelib.data.distortions import KINDS, distort, image_rng, save_jpeg
 from facelib.io import write_json
 
 __all__ = ["FaceParams", "sample_identity", "render_face", "make_dataset", "FORMAT_VERSION"]

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from facelib.data import load_image
-from facelib.framing import FaceCrop
+from facelib.data.folders import load_image
+from facelib.data.framing import FaceCrop
 
 if TYPE_CHECKING:
-    from facelib.embeddings import EmbeddingSet
-    from facelib.protocols import Result
+    from facelib.evaluation.embedding_set import EmbeddingSet
+    from facelib.evaluation.protocols import Result
 
 __all__ = ["pixel_embeddings", "pixel_embedding_set", "pixel_baseline"]
 
@@ -74,7 +74,7 @@ def pixel_embedding_set(
 ) -> "EmbeddingSet":
     """``s`` with its embeddings replaced by L2-normalised pixel embeddings of its images, framed by
     ``face_crop`` (or by ``embed(paths) -> [N, D]``); identities, photos and distortions unchanged."""
-    from facelib.metrics import l2_normalize
+    from facelib.evaluation.metrics import l2_normalize
 
     fn = embed if embed is not None else (lambda paths: _cached_pixels(paths, size, face_crop))
     return replace(s, embeddings=l2_normalize(fn(s.paths.tolist())))
@@ -90,13 +90,13 @@ def pixel_baseline(
     face_crop: float = 1.0,
     **kw: Any,
 ) -> "Result":
-    """The protocol ``name`` (see :func:`facelib.protocols.run_protocol`) on pixel embeddings.
+    """The protocol ``name`` (see :func:`facelib.evaluation.protocols.run_protocol`) on pixel embeddings.
 
     ``embed`` (paths -> [N, D]) replaces the pixel embedder, e.g. in tests. ``face_crop`` frames the
     images as a model with that crop sees them. The result's ``embedding`` says which (``"pixel32"``,
     ``"pixel32-crop0.55"`` or ``"custom"``).
     """
-    from facelib.protocols import run_protocol
+    from facelib.evaluation.protocols import run_protocol
 
     label = "custom" if embed is not None else f"pixel{size}" + (f"-crop{face_crop:g}" if face_crop < 1 else "")
 

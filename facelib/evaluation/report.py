@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from facelib.config import EvalConfig
-from facelib.data import FaceFolder, scan_folder
-from facelib.embed import embed_folder, resolve_device
-from facelib.embeddings import EmbeddingSet
+from facelib.data.folders import FaceFolder, scan_folder
+from facelib.evaluation.extract import embed_folder, resolve_device
+from facelib.evaluation.embedding_set import EmbeddingSet
 from facelib.errors import DataError
 from facelib.io import atomic_path, write_json
-from facelib.model import describe_framing, load_checkpoint
-from facelib.protocols import Identification, Result, Verification
-from facelib.recognize import model_fingerprint
+from facelib.training.model import describe_framing, load_checkpoint
+from facelib.evaluation.protocols import Identification, Result, Verification
+from facelib.recognition.gallery import model_fingerprint
 
 
 @dataclass
@@ -46,7 +46,7 @@ class TestReport:
 
 def choose_protocols(cfg: EvalConfig, train: FaceFolder | None, val: FaceFolder) -> tuple[str, list[str], str]:
     """The primary protocol, every identification protocol to report, and why."""
-    from facelib.protocols import detect_protocol
+    from facelib.evaluation.protocols import detect_protocol
 
     if cfg.protocol == "auto":
         primary, reason = detect_protocol(train.identities if train is not None else None, val.identities)
@@ -74,9 +74,9 @@ def run_test(cfg: EvalConfig, print_report: bool = True, log: Callable[[str], No
     """Evaluate ``cfg.checkpoint`` on ``cfg.data`` and write the report files into ``cfg.out``."""
     from sklearn.metrics import classification_report
 
-    from facelib import plots
-    from facelib.baselines import pixel_baseline, pixel_embedding_set
-    from facelib.protocols import cross_photo_retrieval, run_protocol
+    from facelib.evaluation import plots
+    from facelib.evaluation.baselines import pixel_baseline, pixel_embedding_set
+    from facelib.evaluation.protocols import cross_photo_retrieval, run_protocol
 
     device = resolve_device(cfg.device)
     model, spec, ckpt = load_checkpoint(cfg.checkpoint, device)

@@ -23,7 +23,7 @@ from facelib.io import atomic_path
 if TYPE_CHECKING:  # torch loads on first use: `facelib --help` stays fast
     from torch import nn
 
-    from facelib.model import EmbeddingNet, ModelSpec
+    from facelib.training.model import EmbeddingNet, ModelSpec
 
 __all__ = ["EXPORT_FORMATS", "normalized_embedder", "export_onnx", "load_inputs", "onnx_embed"]
 
@@ -73,13 +73,13 @@ def export_onnx(model: "EmbeddingNet", spec: "ModelSpec", out: str | os.PathLike
 
 def load_inputs(paths: Sequence[str | os.PathLike], spec: "ModelSpec") -> np.ndarray:
     """Images -> float32 [N, 3, S, S], RGB in [0, 1], framed (restoration, face crop) and resized as
-    :func:`facelib.model.build_transform` does: the exported graph's input (the normalisation it leaves out
+    :func:`facelib.training.model.build_transform` does: the exported graph's input (the normalisation it leaves out
     is in the graph)."""
     import torch
     from torchvision.transforms import v2
 
-    from facelib.data import load_image
-    from facelib.model import build_transform
+    from facelib.data.folders import load_image
+    from facelib.training.model import build_transform
 
     steps = build_transform(spec, train=False).transforms
     assert isinstance(steps[-1], v2.Normalize)

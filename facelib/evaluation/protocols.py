@@ -1,5 +1,5 @@
-"""Evaluation protocols on an :class:`~facelib.embeddings.EmbeddingSet`: probe/gallery selection, the auto
-choice, typed results. Every search goes through :mod:`facelib.retrieval`.
+"""Evaluation protocols on an :class:`~facelib.evaluation.embedding_set.EmbeddingSet`: probe/gallery selection, the auto
+choice, typed results. Every search goes through :mod:`facelib.evaluation.retrieval`.
 
 Which number means what (FACECOM: train and val identities are disjoint):
 
@@ -37,18 +37,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from facelib.config import GALLERY_MODES
-from facelib.embeddings import EmbeddingSet
-from facelib.metrics import (
-    bootstrap_interval,
-    dir_at_fpir,
-    identification_metrics,
-    l2_normalize,
-    per_group_accuracy,
-    rate_key,
-    topk_accuracy,
-    verification_metrics,
-)
-from facelib.retrieval import topk, topk_labels
+from facelib.evaluation.embedding_set import EmbeddingSet
+from facelib.evaluation.metrics import bootstrap_interval, dir_at_fpir, identification_metrics, l2_normalize, per_group_accuracy, rate_key, topk_accuracy, verification_metrics
+from facelib.evaluation.retrieval import topk, topk_labels
 
 __all__ = [
     "PROTOCOL_DESCRIPTIONS",
@@ -391,7 +382,7 @@ def rank_identities(
     chunk: int = 2048,
     backend: str = "auto",
 ) -> Ranking:
-    """Rank gallery identities for each probe through :func:`facelib.retrieval.topk`.
+    """Rank gallery identities for each probe through :func:`facelib.evaluation.retrieval.topk`.
 
     Args:
         gset, gidx: gallery images (indices into ``gset``). pset, pidx: probes.
@@ -598,7 +589,7 @@ def cross_photo_protocol(s: EmbeddingSet, gallery: str = "mean", k: int = 5, bac
 
 
 def cross_photo_retrieval(s: EmbeddingSet, ks: Sequence[int] = (1, 5, 10), chunk: int = 1024) -> dict[str, Any]:
-    """Image retrieval across photos: mAP and Recall@K (:mod:`facelib.ranking`), as in OML and PML.
+    """Image retrieval across photos: mAP and Recall@K (:mod:`facelib.evaluation.ranking`), as in OML and PML.
 
     The cross-photo split of :func:`cross_photo_protocol` with an all-images gallery: queries =
     every image of identities with >= 2 clean photos, gallery = every clean image, a query's own
@@ -607,7 +598,7 @@ def cross_photo_retrieval(s: EmbeddingSet, ks: Sequence[int] = (1, 5, 10), chunk
     Returns ``{"map", "recall_at_<k>"..., "n_queries", "n_queries_without_match", "n_gallery"}``;
     ``recall_at_1`` equals the protocol's top-1 with ``gallery="all"``.
     """
-    from facelib.ranking import query_ranks, summarise
+    from facelib.evaluation.ranking import query_ranks, summarise
 
     g, q, _, _ = _cross_photo_split(s)
     if len(q) == 0:
@@ -673,7 +664,7 @@ def verification_protocol(
     photos; above ``max_genuine`` a seeded subsample is taken (``genuine_subsampled``).
     Impostor pairs: ``n_impostors`` (default ``n_negatives_per_positive`` x genuine) seeded
     random pairs of different identities. Score = cosine; rates from
-    :func:`~facelib.metrics.verification_metrics` at each of ``fars``.
+    :func:`~facelib.evaluation.metrics.verification_metrics` at each of ``fars``.
     """
     rng = np.random.default_rng(seed)
     gen, total = _genuine_pairs(s, max_genuine, rng)
@@ -713,7 +704,7 @@ def open_set_protocol(
     Known probes: with ``cross_photo`` (default) every image of a known identity with >= 2
     clean photos, scored against other photos only; otherwise the distorted images of known
     identities. Unknown probes: every image (``cross_photo``) or every distorted image of the
-    held-out identities. Reports :func:`~facelib.metrics.dir_at_fpir`; ``open_threshold`` is
+    held-out identities. Reports :func:`~facelib.evaluation.metrics.dir_at_fpir`; ``open_threshold`` is
     ``threshold`` if given, else the threshold at the first FPIR.
     """
     mode = _check_mode(gallery)

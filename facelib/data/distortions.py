@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from facelib.data import DISTORTION_DIR, DISTORTION_KINDS, DataError, load_image, scan_folder, to_rgb
+from facelib.data.folders import DISTORTION_DIR, DISTORTION_KINDS, DataError, load_image, scan_folder, to_rgb
 from facelib.io import atomic_path
 
 KINDS: tuple[str, ...] = DISTORTION_KINDS

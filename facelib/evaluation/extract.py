@@ -9,9 +9,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from facelib.data import FaceFolder, ImageDataset, scan_folder
-from facelib.embeddings import EmbeddingSet
-from facelib.model import EmbeddingNet, ModelSpec, build_transform, load_checkpoint
+from facelib.data.folders import FaceFolder, ImageDataset, scan_folder
+from facelib.evaluation.embedding_set import EmbeddingSet
+from facelib.training.model import EmbeddingNet, ModelSpec, build_transform, load_checkpoint
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -82,7 +82,7 @@ def embed_images(
 def embed_folder(
     model: EmbeddingNet, spec: ModelSpec, folder: FaceFolder, **kwargs
 ) -> EmbeddingSet:
-    """Embed every sample of a scanned folder into an :class:`~facelib.embeddings.EmbeddingSet` (absolute paths)."""
+    """Embed every sample of a scanned folder into an :class:`~facelib.evaluation.embedding_set.EmbeddingSet` (absolute paths)."""
     return EmbeddingSet.from_samples(embed_images(model, folder.paths, spec, **kwargs), folder.samples)
 
 

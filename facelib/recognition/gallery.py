@@ -4,7 +4,7 @@ A :class:`Gallery` file (``.npz``) holds one L2-normalised row per identity (the
 of its clean photos) or one per photo (``mode="all"``, an identity scoring its best photo), plus
 the fingerprint of the model that made it, its input size and the decision threshold. A photo whose
 best cosine score is below the threshold is ``unknown``. Scores come from the same search as the
-evaluation protocols (:func:`facelib.retrieval.topk_labels`).
+evaluation protocols (:func:`facelib.evaluation.retrieval.topk_labels`).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def threshold_from_metrics(path: str | os.PathLike, fingerprint: str | None = No
 def build_gallery(embeddings, identities: Sequence[str], fingerprint: str, image_size: int, mode: str = "mean",
                   threshold: float | None = None, threshold_source: str = "") -> Gallery:
     """A :class:`Gallery` from clean-photo embeddings [N, D] and their identities [N]."""
-    from facelib.metrics import l2_normalize
+    from facelib.evaluation.metrics import l2_normalize
 
     if mode not in ENROLL_MODES:
         raise ValueError(f"mode must be one of {ENROLL_MODES}, got {mode!r}")
@@ -192,7 +192,7 @@ class Match:
 def identify(gallery: Gallery, embeddings, paths: Sequence[str], top_k: int = 1,
              threshold: float | None = None, backend: str = "auto") -> list[Match]:
     """Best identities for each photo embedding [N, D] (``threshold`` overrides the gallery's)."""
-    from facelib.retrieval import topk_labels
+    from facelib.evaluation.retrieval import topk_labels
 
     t = gallery.threshold if threshold is None else float(threshold)
     s, lab, _ = topk_labels(embeddings, gallery.embeddings, gallery.labels, max(1, int(top_k)), backend=backend)
@@ -208,7 +208,7 @@ def identify(gallery: Gallery, embeddings, paths: Sequence[str], top_k: int = 1,
 def image_paths(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Usable image files among ``inputs`` (files, or folders searched recursively, sorted) and the
     skipped ones as ``(path, reason)``. :class:`DataError` if an input does not exist."""
-    from facelib.data import IMAGE_EXTENSIONS, check_image
+    from facelib.data.folders import IMAGE_EXTENSIONS, check_image
 
     files: list[Path] = []
     for item in map(Path, inputs):

@@ -40,7 +40,7 @@ class ModelSpec:
     interpolation: str = "bilinear"
     weights_source: str = "random"  # "timm-hub", "file:<path>", "random", or "checkpoint"
     neck: str = "none"  # "bn": BatchNorm1d between the projection and the L2 norm (see EmbeddingNet)
-    # Applied before the resize (facelib.framing). 1.0 / "none" for checkpoints written before they existed.
+    # Applied before the resize (facelib.data.framing). 1.0 / "none" for checkpoints written before they existed.
     face_crop: float = 1.0  # the central fraction of the shorter side kept (FaceCrop)
     restore: str = "none"  # restoration front-end (Restore): none | median
     extra: dict[str, Any] = field(default_factory=dict)
@@ -222,7 +222,7 @@ def _fill_data_config(model: EmbeddingNet, spec: ModelSpec) -> None:
 def build_transform(spec: ModelSpec, train: bool = False, augment: str = "mild"):
     """torchvision v2 pipeline: PIL RGB image -> normalised float tensor [3, S, S].
 
-    First the spec's framing (:mod:`facelib.framing`): the restoration front-end (``spec.restore``), then
+    First the spec's framing (:mod:`facelib.data.framing`): the restoration front-end (``spec.restore``), then
     the central ``spec.face_crop`` of the side. Evaluation (``train=False``) then is a plain resize.
     Training adds augmentation by ``augment``
     (one of :data:`facelib.config.AUGMENTS`):
@@ -269,7 +269,7 @@ def build_transform(spec: ModelSpec, train: bool = False, augment: str = "mild")
 
 def framing_steps(spec: ModelSpec) -> list:
     """The PIL steps before the resize: [Restore] [FaceCrop], each only where it changes the image."""
-    from facelib.framing import FaceCrop, Restore
+    from facelib.data.framing import FaceCrop, Restore
 
     steps: list = []
     if spec.restore != "none":

@@ -358,7 +358,7 @@ class ImageDataset:
         labels: (N,) integer labels (or any per-sample value).
         transform: callable on a PIL RGB image, typically returning a (3, H, W) tensor.
         distortions: (N,) a FACECOM distortion kind to apply on the fly before ``transform``
-            (:func:`facelib.distortions.distort`), or ``""`` for the image as it is.
+            (:func:`facelib.data.distortions.distort`), or ``""`` for the image as it is.
     """
 
     def __init__(self, paths: Sequence[Path], labels: Sequence[int], transform: Callable | None = None,
@@ -381,7 +381,7 @@ class ImageDataset:
         except (OSError, SyntaxError, ValueError) as e:  # changed on disk since the scan
             raise DataError(f"cannot read image {self.paths[i]}: {e}") from None
         if self.distortions is not None and self.distortions[i]:
-            from facelib.distortions import distort
+            from facelib.data.distortions import distort
 
             # a fresh distortion each time, from Python's generator (seeded per DataLoader worker by torch)
             img = distort(img, self.distortions[i], np.random.default_rng(random.getrandbits(64)))

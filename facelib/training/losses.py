@@ -2,7 +2,7 @@
 and a collapse diagnostic.
 
 The loss takes embeddings and ``(a, p, n)`` index tensors from a miner
-(:mod:`facelib.miners`), as in pytorch-metric-learning: mining and loss stay separate.
+(:mod:`facelib.training.miners`), as in pytorch-metric-learning: mining and loss stay separate.
 """
 
 from __future__ import annotations

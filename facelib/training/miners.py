@@ -1,10 +1,10 @@
 """In-batch triplet miners: ``(embeddings [B, D], labels [B]) -> (a, p, n)`` index tensors.
 
 Every miner works under ``torch.no_grad`` from one [B, B] distance matrix
-(:func:`facelib.losses.pairwise_distances`), vectorised, and returns three LongTensors of
+(:func:`facelib.training.losses.pairwise_distances`), vectorised, and returns three LongTensors of
 equal length on ``embeddings.device`` (empty when the batch has no valid triplet). A valid
 triplet has ``labels[a] == labels[p]``, ``a != p`` and ``labels[n] != labels[a]``. The
-triplets are then scored by :class:`facelib.losses.TripletLoss`.
+triplets are then scored by :class:`facelib.training.losses.TripletLoss`.
 """
 
 from __future__ import annotations

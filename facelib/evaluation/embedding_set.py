@@ -76,7 +76,7 @@ class EmbeddingSet:
 
     @classmethod
     def from_samples(cls, embeddings, samples: Sequence) -> "EmbeddingSet":
-        """Build from embeddings [N, D] and ``facelib.data.Sample`` objects in the same order."""
+        """Build from embeddings [N, D] and ``facelib.data.folders.Sample`` objects in the same order."""
         return cls(
             embeddings,
             [s.identity for s in samples],

@@ -1,4 +1,4 @@
-"""Pure metric functions: identification and verification figures (search lives in :mod:`facelib.retrieval`).
+"""Pure metric functions: identification and verification figures (search lives in :mod:`facelib.evaluation.retrieval`).
 
 Inputs are numpy arrays (torch tensors and lists are accepted through ``np.asarray``);
 outputs are plain dicts of Python floats/ints so they go straight into JSON.
