@@ -73,7 +73,7 @@ def time_raw_forward(model, spec, n_images: int, args, device) -> float:
     """Raw ``model(x)`` on batches already on the device, same precision/memory format as embed_images."""
     import torch
 
-    from facelib.evaluation.extract import autocast_dtype
+    from facelib.runtime import autocast_dtype
 
     dtype = autocast_dtype(device, True)
     mf = torch.channels_last if device.type == "cuda" else torch.contiguous_format
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", default="eval_speed", help="name of benchmarks/out/<name>.json ('' = none)")
     args = ap.parse_args(argv)
 
-    from facelib.evaluation.extract import resolve_device
+    from facelib.runtime import resolve_device
     from facelib.training.model import build_model
 
     if args.quick:
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
                            f"loader {loader:.1f} img/s; load {load0} -> {load1}")
             del model
 
-    from facelib.evaluation.extract import autocast_dtype
+    from facelib.runtime import autocast_dtype
 
     dtype = autocast_dtype(device, True)
     settings = dict(data=f"{len(paths)} JPEGs sampled from {root / args.split} (seed {args.seed})",

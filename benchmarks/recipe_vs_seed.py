@@ -37,40 +37,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 DEFAULT_RECIPES = ["original", "default"]
-STRING_FIELDS = ("neck", "miner", "loss", "sampler", "distance", "augment", "restore")  # where "none" is a value, not None
+def make_config(text: str, common_kw: dict[str, Any]):
+    """``"default,miner=batch_all,margin=0.2"``: a start (original, default or smoke) with ``field=value``
+    overrides, typed and validated by :meth:`facelib.config.TrainConfig.from_overrides`."""
+    from facelib.config import TrainConfig, get_profile
 
-
-def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
-    """``"default,miner=batch_all,margin=0.2"`` -> ``("default", {"miner": "batch_all", "margin": 0.2})``."""
     base, *pairs = text.split(",")
     if base not in ("original", "default", "smoke"):
         raise SystemExit(f"recipe must start with 'original', 'default' or 'smoke', got {text!r}")
-    over: dict[str, Any] = {}
-    for pair in pairs:
-        key, _, val = pair.partition("=")
-        v: Any = val
-        for cast in (int, float):
-            try:
-                v = cast(val)
-                break
-            except ValueError:
-                pass
-        if val in ("true", "false", "none") and key.strip() not in STRING_FIELDS:
-            v = {"true": True, "false": False, "none": None}[val]
-        over[key.strip()] = v
-    return base, over
-
-
-def make_config(text: str, common_kw: dict[str, Any]):
-    from facelib.config import TrainConfig, get_profile
-
-    base, over = parse_recipe(text)
     if base == "original":
-        return TrainConfig.original(**dict(common_kw, **over))
+        return TrainConfig.from_overrides(pairs, base=TrainConfig.original(**common_kw))
     start = get_profile("smoke").train if base == "smoke" else TrainConfig()
     # the recipe's own learning rate unless the command line or the recipe sets one
     kw = {k: v for k, v in common_kw.items() if not (k == "lr" and v is None)}
-    return start.replace(**dict(kw, **over))
+    return TrainConfig.from_overrides(pairs, base=start.replace(**kw))
 
 
 def recipe_label(cfg) -> str:
@@ -192,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     from facelib.data.folders import scan_folder
-    from facelib.evaluation.extract import resolve_device
+    from facelib.runtime import resolve_device
     from facelib.training.model import build_model
 
     if args.quick or args.synthetic:
@@ -217,7 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     info = common.machine_info(str(device))
     load_before = common.loadavg()
 
-    from facelib.training.trainer import Trainer, train
+    from facelib.jobs import train
+    from facelib.training.trainer import Trainer
 
     # the same probe of training identities for every recipe, scanned once
     seen = train_probe(scan_folder(root / "train"), val, args.seed) if args.curve else None
@@ -246,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             result = train(cfg, log=lambda m: common.log_err("  " + m))
         load1 = common.loadavg()
-        from facelib.training.model import load_checkpoint
+        from facelib.training.checkpoint import load_checkpoint
 
         model, spec, _ = load_checkpoint(result.checkpoint, device=device)
         s = score(model, spec, val, device, args.workers)

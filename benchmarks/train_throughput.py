@@ -63,7 +63,7 @@ def set_variant(trainer, amp: bool, channels_last: bool, compile_: bool) -> None
     """Switch the trainer's precision and memory format in place (same model and optimiser)."""
     import torch
 
-    from facelib.evaluation.extract import autocast_dtype
+    from facelib.runtime import autocast_dtype
 
     trainer.amp_dtype = autocast_dtype(trainer.device, True) if amp else None
     if amp and trainer.device.type == "cpu":
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", default="train_throughput", help="name of benchmarks/out/<name>.json ('' = none)")
     args = ap.parse_args(argv)
 
-    from facelib.evaluation.extract import resolve_device
+    from facelib.runtime import resolve_device
 
     if args.quick:
         from facelib.data.synthetic import make_dataset

@@ -1,4 +1,8 @@
-"""Dataclass configs shared by the CLI, the notebooks and the widgets, and the run profiles.
+"""The config registry: every setting of a run is a dataclass field carrying its help text, its choices and
+the rule its value must meet (``field(metadata=...)`` through :func:`setting`). :meth:`TrainConfig.validate`
+runs every rule; the CLI builds its parser from the fields (``facelib.cli``), the notebook widgets take their
+options from them, and :meth:`TrainConfig.from_overrides` parses ``field=value`` text by the fields' types.
+Torch-free, so ``--help`` stays fast.
 
 Profiles: ``smoke`` (tiny images, few steps: CPU, CI, notebook checks) and ``full``
 (ResNet-50 at 224 px, 20 epochs). ``FACELIB_PROFILE`` picks one; without it, ``full``
@@ -8,12 +12,16 @@ when a GPU is present, else ``smoke``.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any, Callable, Iterable, Mapping
 
 from facelib.errors import ConfigError
 
-MINERS = ("random", "batch_all", "batch_hard", "semi_hard")
+# Every name a user can choose is defined here, once; the modules build their tables from these tuples
+# (tests/test_layout.py checks that they agree) and the CLI and the widgets offer them as choices.
+MINERS = ("random", "batch_all", "batch_hard", "semi_hard")  # facelib.training.miners.MINER_TABLE
+DISTANCES = ("euclidean", "cosine")  # facelib.training.losses.pairwise_distances
 SAMPLERS = ("pk", "triplets")
 LOSSES = ("triplet", "arcface", "cosface")
 # Peak AdamW learning rates. Fine-tuning ImageNet weights: a small rate keeps what they know (timm and
@@ -23,12 +31,103 @@ FINETUNE_LR = 3e-4
 SCRATCH_LR = 3e-3
 NECKS = ("bn", "none")
 AUGMENTS = ("none", "mild", "strong")  # training augmentation: facelib.training.model.build_transform
-PROTOCOLS = ("auto", "closed", "gallery", "cross-photo", "verification")
-GALLERY_MODES = ("single", "mean", "all")
+# facelib.evaluation.protocols.PROTOCOL_RUNNERS; open-set is always reported beside the primary protocol
+PROTOCOL_NAMES = ("closed", "gallery", "cross-photo", "verification", "open-set")
+PROTOCOLS = ("auto",) + PROTOCOL_NAMES[:-1]  # what `facelib test --protocol` may choose as the primary
+GALLERY_MODES = ("single", "mean", "all")  # one row per identity (first photo, mean) or every photo
+ENROLL_MODES = tuple(m for m in GALLERY_MODES if m != "single")  # a recogniser's gallery: mean or all
+DEFAULT_CHECKPOINT = "tb_model.pth"  # the original scripts' file name: train writes it, the rest read it
 RESTORERS = ("none", "median")  # restoration front-end before the face crop: facelib.data.framing.Restore
 # The face crop kept by default: the central 55% of the side, where FACECOM's (LFW's) face sits and where
 # `facelib align` puts it (measured: benchmarks/RESULTS.md section 9).
 DEFAULT_FACE_CROP = 0.55
+
+
+def setting(default: Any = MISSING, help: str = "", *, choices: tuple | None = None,
+            check: Callable[[Any], bool] | None = None, rule: str = "", flag: str | None = None,
+            kind: str = "value", metavar: str | None = None, cli: str = "always") -> Any:
+    """A config field and its registry entry (``Field.metadata``).
+
+    ``help``: the CLI's help text (``{default}`` is replaced by the default, ``yes``/``no`` for a bool);
+    ``choices``: the allowed values; ``check(value) -> bool`` with ``rule`` (the message when it fails):
+    :meth:`validate` runs both. How the CLI offers it: ``flag`` (default ``--field-name``), ``kind``
+    (``value``; ``bool``: ``--x/--no-x``; ``true``: store_true; ``false``: store_false under ``flag``;
+    ``append``: repeatable), ``metavar``, and ``cli``: ``always``; ``if_given`` (the recipe's value unless
+    the flag is given); ``default_recipe`` (the original recipe keeps its own).
+    """
+    meta = dict(help=help, choices=choices, check=check, rule=rule, flag=flag, kind=kind, metavar=metavar, cli=cli)
+    return field(default=default, metadata=meta)
+
+
+def _positive(v: Any) -> bool:
+    return v > 0
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or check(v)
+
+
+def _device(v: str) -> bool:
+    return v in ("auto", "cpu", "cuda") or v.startswith("cuda:")
+
+
+def _timm_model(name: str) -> bool:
+    import timm  # only here: the rest of this module stays torch-free
+
+    return bool(name.strip()) and timm.is_model(name.strip())
+
+
+def _validate(cfg: Any) -> None:
+    """Every field's choices and rule, in declaration order; :class:`ConfigError` naming the field."""
+    for f in fields(cfg):
+        value, m = getattr(cfg, f.name), f.metadata
+        if m.get("choices") is not None and value not in m["choices"]:
+            raise ConfigError(f"{f.name} must be one of {m['choices']}, got {value!r}", fields=(f.name,))
+        if m.get("check") is not None and not m["check"](value):
+            raise ConfigError(m["rule"].format(value=value), fields=(f.name,))
+
+
+def choices(cls: type, name: str) -> tuple:
+    """The allowed values of config field ``name`` of ``cls`` (what the CLI and the widgets offer)."""
+    return next(f.metadata["choices"] for f in fields(cls) if f.name == name)
+
+
+def _parse(text: str, hint: Any, name: str) -> Any:
+    """``text`` as the type ``hint`` of field ``name`` (``none`` -> None where None is allowed)."""
+    args = typing.get_args(hint) or (hint,)
+    if text.lower() in ("none", "null") and type(None) in args:
+        return None
+    if "+" in text and any(typing.get_origin(a) is list for a in args):
+        return [p for p in text.split("+") if p]
+    for t in [a for a in args if a is not type(None)]:
+        if t is bool:
+            if text.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+                return text.lower() in ("true", "yes", "1", "on")
+        elif t in (int, float):
+            try:
+                return t(text)
+            except ValueError:
+                continue
+        elif t is str:
+            return text
+        elif typing.get_origin(t) is list:
+            return [p for p in text.split("+") if p]
+    raise ConfigError(f"{name}={text!r}: expected {hint}", fields=(name,))
+
+
+def overrides_from(cls: type, items: Mapping[str, Any] | Iterable[str]) -> dict[str, Any]:
+    """Typed ``{field: value}`` from a mapping or from ``"field=value"`` strings (values parsed by the field's
+    type: ``none``, ``true``/``false``, numbers; several folders as ``a+b``); unknown fields raise."""
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    pairs = items.items() if isinstance(items, Mapping) else (str(i).partition("=")[::2] for i in items)
+    for key, value in pairs:
+        key = key.strip()
+        if key not in hints:
+            raise ConfigError(f"unknown {cls.__name__} field {key!r}; fields: {', '.join(hints)}")
+        out[key] = _parse(value.strip(), hints[key], key) if isinstance(value, str) and hints[key] is not str \
+            else value
+    return out
 
 
 @dataclass
@@ -36,100 +135,151 @@ class TrainConfig:
     """Everything a training run depends on. Defaults are the measured best recipe.
 
     ``sampler="pk"`` draws P identities x K images per batch and mines triplets inside it
-    (one forward pass per image); ``sampler="triplets"`` is the original recipe: random
-    (anchor, positive, negative) triplets, three forward passes each.
+    (one forward pass per image; ``batch_size`` is unused there: a batch is ``p * k`` images, and the CLI's
+    ``--batch-size B`` sets ``k = B // p``); ``sampler="triplets"`` is the original recipe: random
+    (anchor, positive, negative) triplets, ``batch_size`` (default 32) per step, three forward passes each.
     """
 
-    data: str | list[str] = "train"  # one folder, or several sources (people in different folders are different)
-    val_data: str | None = None
-    epochs: int = 20
-    image_size: int = 224
-    batch_size: int | None = None  # triplets per step for sampler="triplets"; P*K for "pk"
-    lr: float | None = None  # None: FINETUNE_LR from pretrained weights, SCRATCH_LR from random init (base_lr)
-    weight_decay: float = 1e-4
-    backbone: str = "resnet50"
-    pretrained: bool = True
-    weights: str | None = None
-    init: str | None = None  # start the whole embedder from a facelib checkpoint (fine-tuning); new optimiser
-    embedding_dim: int = 512
-    face_crop: float = DEFAULT_FACE_CROP  # central fraction of the side kept before the resize (facelib.data.framing)
-    restore: str = "none"  # restoration front-end before the crop: none | median (facelib.data.framing)
-    neck: str = "bn"  # BatchNorm before the L2 norm: no collapse, and +0.03 top-1 on FACECOM (RESULTS.md 1)
-    out: str = "tb_model.pth"
-    device: str = "auto"
-    seed: int = 0
-    workers: int = 2
-    sampler: str = "pk"
-    loss: str = "triplet"
-    miner: str = "batch_all"  # best on synthetic faces and FACECOM from random init (benchmarks/RESULTS.md 1)
-    p: int = 16
-    k: int = 4
-    margin: float = 0.2
-    distance: str = "euclidean"
-    soft_margin: bool = False
+    # one folder, or several sources (people in different folders are different)
+    data: str | list[str] = setting(
+        "train", "training folder, <identity>/*.jpg; repeat for several sources (--data A --data B): people "
+        "in different folders are different people, so never split one person over two folders "
+        "(default: {default})", kind="append", metavar="FOLDER",
+        check=lambda v: bool([v] if isinstance(v, str) else list(v)), rule="data must name at least one folder")
+    val_data: str | None = setting(None, "validation folder: scored every epoch, best model kept")
+    epochs: int = setting(20, "epochs (default: %(default)s)", check=lambda v: v >= 1, rule="epochs must be >= 1")
+    image_size: int = setting(224, "square input size in pixels (default: %(default)s)", metavar="PX",
+                              check=lambda v: v >= 16, rule="image size must be >= 16 pixels")
+    batch_size: int | None = setting(None, "triplets per step with --sampler triplets; with --sampler pk, sets K = B // P",
+                                     metavar="B", cli="if_given", check=_optional(lambda v: v >= 1),
+                                     rule="batch size must be >= 1")
+    # None: FINETUNE_LR from pretrained weights, SCRATCH_LR from random init (base_lr)
+    lr: float | None = setting(None, f"peak AdamW learning rate (default: {FINETUNE_LR:g} from pretrained weights, "
+                               f"{SCRATCH_LR:g} from random initialisation)", check=_optional(_positive),
+                               rule="learning rate must be > 0")
+    weight_decay: float = setting(1e-4, "(default: %(default)s)")
+    backbone: str = setting("resnet50", "timm model name (default: %(default)s)", check=_timm_model,
+                            rule="{value!r} is not a timm model (e.g. resnet18, resnet34, resnet50)")
+    pretrained: bool = setting(True, "start from timm hub ImageNet weights (default: yes; offline use --weights or "
+                               "--no-pretrained)", kind="bool")
+    weights: str | None = setting(None, "local backbone weights file (.pth/.safetensors)", metavar="FILE")
+    # start the whole embedder from a facelib checkpoint (fine-tuning); new optimiser
+    init: str | None = setting(None, "start the whole embedder from a facelib checkpoint (e.g. pre-trained on more "
+                               "people), with a new optimiser and schedule: fine-tuning; needs the same --backbone, "
+                               "--embedding-dim, --neck", metavar="CHECKPOINT")
+    embedding_dim: int = setting(512, "embedding size (default: %(default)s)", check=lambda v: v >= 2,
+                                 rule="embedding dim must be >= 2")
+    # central fraction of the side kept before the resize (facelib.data.framing)
+    face_crop: float = setting(
+        DEFAULT_FACE_CROP, "keep the central FRACTION of the side before the resize: where FACECOM's faces sit and "
+        "where `facelib align` puts them; recorded in the checkpoint and applied by every command (1: the whole "
+        "frame) (default: %(default)s)", metavar="FRACTION", check=lambda v: 0.0 < v <= 1.0,
+        rule="face crop must be a fraction of the side in (0, 1], got {value}")
+    # restoration front-end before the crop (facelib.data.framing)
+    restore: str = setting("none", "restoration front-end before the crop: median = 3x3 median filter (removes "
+                           "salt-and-pepper noise); recorded in the checkpoint (default: %(default)s)",
+                           choices=RESTORERS)
+    # BatchNorm before the L2 norm: no collapse, and +0.03 top-1 on FACECOM (RESULTS.md 1)
+    neck: str = setting("bn", "'bn': BatchNorm1d before the L2 norm (keeps random-init training from collapsing); "
+                        "default: {default}", choices=NECKS, cli="if_given")
+    out: str = setting(DEFAULT_CHECKPOINT, "checkpoint path (default: %(default)s)", metavar="FILE")
+    device: str = setting("auto", "auto|cpu|cuda (default: %(default)s)", check=_device, rule="device: auto|cpu|cuda")
+    seed: int = setting(0, "random seed (default: %(default)s)")
+    workers: int = setting(2, "DataLoader workers (default: %(default)s)")
+    sampler: str = setting("pk", "pk (P x K batches) or triplets (original)", choices=SAMPLERS, cli="if_given")
+    loss: str = setting("triplet", "triplet (mined in P x K batches), or a margin softmax over the training "
+                        "identities (arcface, cosface; its class weights are dropped from the checkpoint) (default: "
+                        "%(default)s)", choices=LOSSES)
+    # best on synthetic faces and FACECOM from random init (benchmarks/RESULTS.md 1)
+    miner: str = setting("batch_all", "triplet miner (default: {default})", choices=MINERS, cli="if_given")
+    p: int = setting(16, "identities per batch (default: %(default)s)", check=lambda v: v >= 2,
+                     rule="p (identities per batch) must be >= 2")
+    k: int = setting(4, "images per identity (default: %(default)s)", check=lambda v: v >= 2,
+                     rule="k (images per identity) must be >= 2")
+    margin: float = setting(0.2, "triplet margin (default: {default})", cli="if_given", check=lambda v: v >= 0,
+                            rule="margin must be >= 0")
+    distance: str = setting("euclidean", "triplet distance; cosine normalises the embeddings itself, euclidean "
+                            "compares them as --[no-]normalize-embeddings leaves them (default: %(default)s)",
+                            choices=DISTANCES)
+    soft_margin: bool = setting(False, "softplus instead of hinge", kind="true")
     # The triplet loss on L2-normalised embeddings (True) or on the BN neck's output scaled by 1/sqrt(dim),
     # so a standardised embedding has unit expected norm and the margin keeps its scale (False).
     # ArcFace/CosFace always compare on the sphere. Measured: RESULTS.md section 0.8.
-    normalize_embeddings: bool = True
-    class_margin: float | None = None  # arcface/cosface additive margin (None: 0.5 arcface, 0.35 cosface)
-    class_scale: float = 30.0  # arcface/cosface logit scale
-    clean_fraction: float = 0.5  # 0.75 won a FACECOM sweep but lost on synthetic faces and in the CLI check (RESULTS.md 0.6)
-    min_photos: int = 2  # batch identities need 2+ photos: 2x top-1 on FACECOM (benchmarks/RESULTS.md 1)
-    negatives: int = 0  # extra images per P x K batch from identities that are not batch identities: negatives only
-    include_distortions: bool = True
+    normalize_embeddings: bool = setting(
+        True, "triplet loss on L2-normalised embeddings; --no-normalize-embeddings: on the neck's output scaled by "
+        "1/sqrt(dim) (evaluation always normalises) (default: {default})", kind="bool", cli="if_given")
+    # arcface/cosface additive margin (None: 0.5 arcface, 0.35 cosface)
+    class_margin: float | None = setting(None, "arcface/cosface margin (default: 0.5 arcface, 0.35 cosface)",
+                                         check=_optional(lambda v: v >= 0), rule="class margin must be >= 0")
+    class_scale: float = setting(30.0, "arcface/cosface logit scale (default: %(default)s)", check=_positive,
+                                 rule="class scale must be > 0")
+    # 0.75 won a FACECOM sweep but lost on synthetic faces and in the CLI check (RESULTS.md 0.6)
+    clean_fraction: float = setting(0.5, "share of clean images among each identity's K (default: %(default)s)",
+                                    check=lambda v: 0.0 <= v <= 1.0, rule="clean fraction must be within [0, 1]")
+    # batch identities need 2+ photos: 2x top-1 on FACECOM (benchmarks/RESULTS.md 1)
+    min_photos: int = setting(2, "draw as batch identities only those with at least this many distinct photos "
+                              "(default: %(default)s)", check=lambda v: v >= 1, rule="min photos must be >= 1")
+    # extra images per P x K batch from identities that are not batch identities: negatives only
+    negatives: int = setting(0, "add N images per batch, one each from identities that are not batch identities "
+                             "(single-photo ones): negatives only (default: %(default)s)", metavar="N",
+                             check=lambda v: v >= 0, rule="negatives must be >= 0")
+    include_distortions: bool = setting(True, "ignore <identity>/distortion/ images (default: use them)",
+                                        kind="false", flag="--no-distortions")
     # photos without distortion/ copies get the seven distortions made on the fly (facelib.data.distortions),
     # drawn as distorted images within clean_fraction, so every source also teaches robustness
-    synth_distortions: bool = True
-    augment: str = "mild"  # none | mild | strong (facelib.training.model.build_transform; RESULTS.md 0)
-    steps_per_epoch: int | None = None
-    max_seconds: float | None = None  # stop after this much training time; the LR schedule fits the budget
-    warmup: float = 0.05  # linear warm-up over this fraction of the run (steps, or the max_seconds budget)
-    grad_clip: float | None = 5.0
-    amp: bool = True
-    compile: bool = False
-    resume: bool = False
-    patience: int | None = 5
-    progress: bool = True
-    gather: bool = True  # under torchrun: mine the all-gathered global batch (False: each process its own share)
+    synth_distortions: bool = setting(True, "photos without distortion/ copies get the seven distortions made on "
+                                      "the fly, drawn within --clean-fraction (default: yes)", kind="bool")
+    # none | mild | strong (facelib.training.model.build_transform; RESULTS.md 0)
+    augment: str = setting("mild", "training augmentation: none, mild (crop 0.8-1, flip, jitter) or strong (wider "
+                           "crops, grayscale, random erasing) (default: %(default)s)", choices=AUGMENTS)
+    steps_per_epoch: int | None = setting(None, "cap the steps of an epoch (quick runs)")
+    # stop after this much training time; the LR schedule fits the budget
+    max_seconds: float | None = setting(None, "stop after S seconds of training; the learning-rate schedule is "
+                                        "fitted to the budget", metavar="S", check=_optional(_positive),
+                                        rule="max seconds must be > 0")
+    # linear warm-up over this fraction of the run (steps, or the max_seconds budget)
+    warmup: float = setting(0.05, "linear warm-up over this fraction of the run, then cosine decay (default: "
+                            "%(default)s)", metavar="FRACTION", cli="default_recipe", check=lambda v: 0.0 <= v < 1.0,
+                            rule="warm-up must be a fraction of the run within [0, 1)")
+    grad_clip: float | None = setting(5.0, "max gradient norm (default: %(default)s)", cli="default_recipe")
+    amp: bool = setting(True, "bf16/fp16 autocast on CUDA (default: on; no effect on CPU)", kind="bool")
+    compile: bool = setting(False, "torch.compile the model (opt-in)", kind="true")
+    resume: bool = setting(False, "continue from <out stem>.last.pth", kind="true")
+    patience: int | None = setting(5, "early stop after this many epochs without validation gain (default: "
+                                   "%(default)s)", cli="default_recipe")
+    progress: bool = setting(True, "no progress bars", kind="false", flag="--no-progress")
+    # under torchrun: mine the all-gathered global batch (False: each process its own share)
+    gather: bool = setting(True, "under torchrun: mine triplets over the global batch, all-gathered from every "
+                           "process; --no-gather: each process mines its own share (default: gather; no effect in "
+                           "one process)", kind="bool")
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`ConfigError` (a ValueError) with a readable message for an impossible setting."""
+        """Raise :class:`ConfigError` (a ValueError) naming the field(s) of an impossible setting: each
+        field's choices and rule (see :func:`setting`), then the rules that tie fields together."""
+        _validate(self)
         checks = [
-            (self.sampler in SAMPLERS, f"sampler must be one of {SAMPLERS}, got {self.sampler!r}"),
-            (self.miner in MINERS, f"miner must be one of {MINERS}, got {self.miner!r}"),
-            (self.loss in LOSSES, f"loss must be one of {LOSSES}, got {self.loss!r}"),
-            (self.neck in NECKS, f"neck must be one of {NECKS}, got {self.neck!r}"),
-            (self.augment in AUGMENTS, f"augment must be one of {AUGMENTS}, got {self.augment!r}"),
-            (self.loss == "triplet" or self.sampler == "pk", "arcface/cosface train on P x K batches (sampler pk)"),
-            (self.class_margin is None or self.class_margin >= 0, "class margin must be >= 0"),
-            (self.class_scale > 0, "class scale must be > 0"),
-            (0.0 <= self.warmup < 1.0, "warm-up must be a fraction of the run within [0, 1)"),
-            (self.max_seconds is None or self.max_seconds > 0, "max seconds must be > 0"),
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.image_size >= 16, "image size must be >= 16 pixels"),
-            (self.p >= 2, "P (identities per batch) must be >= 2"),
-            (self.k >= 2, "K (images per identity) must be >= 2"),
-            (self.lr is None or self.lr > 0, "learning rate must be > 0"),
-            (self.margin >= 0, "margin must be >= 0"),
-            (self.distance in ("euclidean", "cosine"), "distance must be euclidean or cosine"),
-            (0.0 <= self.clean_fraction <= 1.0, "clean fraction must be within [0, 1]"),
-            (self.min_photos >= 1, "min photos must be >= 1"),
-            (self.negatives >= 0, "negatives must be >= 0"),
-            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device: auto|cpu|cuda"),
-            (self.batch_size is None or self.batch_size >= 1, "batch size must be >= 1"),
-            (self.embedding_dim >= 2, "embedding dim must be >= 2"),
-            (0.0 < self.face_crop <= 1.0, f"face crop must be a fraction of the side in (0, 1], got {self.face_crop}"),
-            (self.restore in RESTORERS, f"restore must be one of {RESTORERS}, got {self.restore!r}"),
-            (bool(self.data_folders), "data must name at least one folder"),
+            (self.loss == "triplet" or self.sampler == "pk", "arcface/cosface train on P x K batches (sampler pk)",
+             ("loss", "sampler")),
             (self.init is None or self.weights is None,
-             "give init (a facelib checkpoint) or weights (backbone weights), not both"),
+             "give init (a facelib checkpoint) or weights (backbone weights), not both", ("init", "weights")),
+            # semi-hard negatives lie strictly inside (d_ap, d_ap + margin): none exists with margin 0
+            (self.miner != "semi_hard" or self.margin > 0,
+             "semi-hard mining needs a margin > 0 (with margin 0 it never finds a triplet)", ("miner", "margin")),
         ]
-        for ok, message in checks:
+        for ok, message, names in checks:
             if not ok:
-                raise ConfigError(message)
+                raise ConfigError(message, fields=names)
+
+    @classmethod
+    def from_overrides(cls, overrides: Mapping[str, Any] | Iterable[str] = (),
+                       base: "TrainConfig | None" = None) -> "TrainConfig":
+        """``base`` (default: ``TrainConfig()``) with ``overrides`` applied and validated: a mapping of field
+        -> value, or ``"field=value"`` strings parsed by the field's type, e.g.
+        ``TrainConfig.from_overrides(["miner=batch_hard", "margin=0.3", "neck=none", "lr=none"])``."""
+        return (base or cls()).replace(**overrides_from(cls, overrides))
 
     @property
     def data_folders(self) -> list[str]:
@@ -170,26 +320,30 @@ class TrainConfig:
 class EvalConfig:
     """Evaluation settings: which protocol, which gallery representatives."""
 
-    data: str = "val"
-    train_data: str | None = "train"
-    checkpoint: str = "tb_model.pth"
-    protocol: str = "auto"
-    gallery: str = "mean"
-    out: str = "."
-    batch_size: int = 64
-    workers: int = 2
-    device: str = "auto"
-    baseline: bool = True
-    seed: int = 0
-    target_far: float = 1e-2  # the decision threshold written to metrics.json is chosen at this FAR
+    data: str = setting("val", "probe folder (default: %(default)s)")
+    train_data: str | None = setting("train", "training folder: the gallery for --protocol closed (default: "
+                                     "%(default)s)")
+    checkpoint: str = setting(DEFAULT_CHECKPOINT, "model checkpoint (default: %(default)s)")
+    protocol: str = setting(
+        "auto", "closed = one gallery entry per train class (the original); gallery = clean images of each val "
+        "identity vs their distorted copies (FACECOM's); cross-photo = a probe never meets its own source photo; "
+        "auto = closed if val identities are in train, else cross-photo (default: %(default)s)", choices=PROTOCOLS)
+    gallery: str = setting("mean", "gallery representative per identity (default: %(default)s)",
+                           choices=GALLERY_MODES)
+    out: str = setting(".", "folder for metrics.json and figures (default: %(default)s)")
+    batch_size: int = setting(64, "embedding batch size (default: %(default)s)")
+    workers: int = setting(2, "DataLoader workers (default: %(default)s)")
+    device: str = setting("auto", "auto|cpu|cuda (default: %(default)s)")
+    baseline: bool = setting(True, "skip the pixel-cosine baseline", kind="false", flag="--no-baseline")
+    seed: int = setting(0, "seed for sampled verification pairs (default: %(default)s)")
+    # the decision threshold written to metrics.json is chosen at this FAR
+    target_far: float = setting(
+        1e-2, "choose the decision threshold (metrics.json 'threshold', read by `enroll`) at this false accept "
+        "rate on the verification pairs (default: %(default)g)", metavar="FAR", check=lambda v: 0 < v < 1,
+        rule="target_far must be in (0, 1), got {value}")
 
     def __post_init__(self) -> None:
-        if not 0 < self.target_far < 1:
-            raise ConfigError(f"target_far must be in (0, 1), got {self.target_far}")
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
-        if self.gallery not in GALLERY_MODES:
-            raise ConfigError(f"gallery must be one of {GALLERY_MODES}, got {self.gallery!r}")
+        _validate(self)
 
 
 @dataclass

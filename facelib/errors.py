@@ -2,7 +2,15 @@
 
 
 class FacelibError(Exception):
-    """Base class of errors caused by the user's input or environment, not by a bug."""
+    """Base class of errors caused by the user's input or environment, not by a bug.
+
+    The message names config fields (``pretrained=False``), as a notebook or library user writes them;
+    ``fields`` lists them, so the CLI can add the flags that set them when it reports the error.
+    """
+
+    def __init__(self, message: str = "", *, fields: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.fields = tuple(fields)
 
 
 class DataError(FacelibError):
@@ -19,3 +27,8 @@ class ModelError(FacelibError):
 
 class ConfigError(FacelibError, ValueError):
     """An impossible setting (negative epochs, unknown miner, ...)."""
+
+
+class NotApplicable(DataError, ValueError):
+    """A protocol this data cannot support (no distorted images, too few photos or identities): the test
+    report skips it with this message. Any other exception is a bug and propagates."""

@@ -59,7 +59,7 @@ def synth_root(tmp_path_factory) -> Path:
 def tiny_checkpoint(synth_root: Path, tmp_path_factory) -> Path:
     """A resnet18 checkpoint trained for a few steps on 32 px synthetic faces."""
     from facelib.config import TrainConfig
-    from facelib.training.trainer import train
+    from facelib.jobs import train
 
     out = tmp_path_factory.mktemp("ckpt") / "tb_model.pth"
     cfg = TrainConfig(data=str(synth_root / "train"), epochs=1, image_size=32, backbone="resnet18",

@@ -262,7 +262,7 @@ def test_rerun_overwrites_and_prunes_but_foreign_folders_are_refused(src, tmp_pa
         align_folder(src, foreign, aligner=FakeAligner(), progress=False)
     with pytest.raises(DataError, match="outside the source"):
         align_folder(src, src / "aligned", aligner=FakeAligner(), progress=False)
-    with pytest.raises(FacelibError, match="--no-face"):
+    with pytest.raises(FacelibError, match="no_face"):
         align_folder(src, tmp_path / "o2", no_face="drop", aligner=FakeAligner(), progress=False)
 
 

@@ -61,3 +61,43 @@ def test_learning_rate_follows_the_start():
 def test_bad_new_settings_raise_clear_error(bad):
     with pytest.raises(ConfigError):
         TrainConfig(**bad)
+
+
+def test_from_overrides_parses_text_by_field_type():
+    c = TrainConfig.from_overrides(["miner=batch_hard", "margin=0.3", "p=8", "neck=none", "lr=none",
+                                    "grad_clip=none", "soft_margin=true", "data=a+b", "max_seconds=60"])
+    assert (c.miner, c.margin, c.p, c.neck, c.lr, c.grad_clip, c.soft_margin) == \
+        ("batch_hard", 0.3, 8, "none", None, None, True)
+    assert c.data == ["a", "b"] and c.max_seconds == 60.0 and isinstance(c.max_seconds, float)
+    assert TrainConfig.from_overrides({"epochs": 3}, base=TrainConfig.original()).sampler == "triplets"
+    with pytest.raises(ConfigError, match="unknown TrainConfig field 'mienr'"):
+        TrainConfig.from_overrides(["mienr=batch_all"])
+    with pytest.raises(ConfigError, match="p='many'"):
+        TrainConfig.from_overrides(["p=many"])
+    with pytest.raises(ConfigError, match="miner must be one of"):
+        TrainConfig.from_overrides(["miner=hardest"])
+
+
+@pytest.mark.parametrize("bad, fields", [
+    (dict(miner="semi_hard", margin=0.0), ("miner", "margin")),
+    (dict(backbone="resnet_does_not_exist"), ("backbone",)),
+    (dict(distance="manhattan"), ("distance",)),
+    (dict(epochs=0), ("epochs",)),
+])
+def test_every_rule_is_in_validate_and_names_its_fields(bad, fields):
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(**bad)
+    assert e.value.fields == fields
+
+
+def test_image_size_need_not_be_a_multiple_of_16():
+    """The widget's slider steps by 16, but any size >= 16 trains (the tests use 48 px)."""
+    assert TrainConfig(image_size=48).image_size == 48
+
+
+def test_every_field_is_in_the_registry():
+    from dataclasses import fields
+
+    for cls in (TrainConfig, EvalConfig):
+        for f in fields(cls):
+            assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help text"

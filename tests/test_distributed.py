@@ -34,7 +34,8 @@ from facelib.cli import main
 from facelib.config import TrainConfig
 from facelib.errors import ConfigError
 from facelib.data.samplers import PKSampler, RankSplitSampler
-from facelib.training.trainer import last_checkpoint_path, train
+from facelib.jobs import train
+from facelib.training.trainer import last_checkpoint_path
 
 REPO = Path(__file__).resolve().parents[1]
 CURVE_KEYS = ("loss", "pos_dist", "neg_dist", "spread", "active_fraction")
@@ -211,8 +212,8 @@ def test_bad_split_is_one_error_line_on_rank_zero_only(synth_root: Path, tmp_pat
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", rank)
     monkeypatch.setenv("LOCAL_RANK", rank)
-    for flags, message in ((["--p", "3"], "P=3 identities per batch cannot be split evenly over 2 processes"),
-                           (["--p", "2", "--no-gather"], "with --no-gather each process mines its own P/2=1"),
+    for flags, message in ((["--p", "3"], "p=3 identities per batch cannot be split evenly over 2 processes"),
+                           (["--p", "2", "--no-gather"], "with gather=False each process mines its own p/2=1"),
                            (["--negatives", "3"], "3 extra negatives per batch cannot be split evenly over 2"),
                            (["--sampler", "triplets"], "data-parallel training needs the P x K sampler")):
         code = main(["train", "--data", str(synth_root / "train"), "--out", str(tmp_path / "m.pth"), *TINY, *flags])

@@ -7,7 +7,7 @@ import pytest
 from facelib.config import EvalConfig, get_profile
 from facelib.evaluation.report import run_test
 from facelib.data.synthetic import make_dataset
-from facelib.training.trainer import train
+from facelib.jobs import train
 
 
 @pytest.mark.slow

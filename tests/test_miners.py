@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from facelib.training.losses import pairwise_distances
-from facelib.training.miners import MINERS, batch_all, batch_hard, get_miner, random_triplets, semi_hard
+from facelib.training.miners import MINER_TABLE as MINERS, batch_all, batch_hard, get_miner, random_triplets, semi_hard
 
 MARGIN = 0.5
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from facelib.errors import CheckpointError, ModelError
-from facelib.training.model import EmbeddingNet, build_model, build_transform, describe_weights, load_checkpoint, read_checkpoint, save_checkpoint
+from facelib.training.model import EmbeddingNet, build_model, build_transform, describe_weights
+from facelib.training.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_resnet50_head_is_2048_to_512():
 def test_pretrained_offline_fails_fast_with_way_out(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))  # empty cache
-    with pytest.raises(ModelError, match=r"--weights FILE.*--no-pretrained"):
+    with pytest.raises(ModelError, match=r"weights=FILE.*pretrained=False"):
         build_model("resnet18", pretrained=True)
 
 

@@ -11,7 +11,8 @@ from facelib.evaluation.baselines import pixel_baseline
 from facelib.config import GALLERY_MODES
 from facelib.evaluation.embedding_set import EmbeddingSet
 from facelib.evaluation.metrics import l2_normalize
-from facelib.evaluation.protocols import Identification, closed_protocol, cross_photo_protocol, cross_photo_retrieval, detect_protocol, gallery_protocol, open_set_protocol, run_protocol, verification_protocol
+from facelib.evaluation.results import Identification
+from facelib.evaluation.protocols import closed_protocol, cross_photo_protocol, cross_photo_retrieval, detect_protocol, gallery_protocol, open_set_protocol, run_protocol, verification_protocol
 from facelib.evaluation.retrieval import faiss_available
 
 

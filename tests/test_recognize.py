@@ -14,7 +14,8 @@ import torch
 from facelib.cli import main
 from facelib.errors import DataError
 from facelib.training.model import ModelSpec
-from facelib.recognition.gallery import ENROLL_MODES, Gallery, GalleryError, build_gallery, identify, image_paths, model_fingerprint, threshold_from_metrics
+from facelib.recognition.gallery import ENROLL_MODES, Gallery, GalleryError, build_gallery, identify, image_paths, threshold_from_metrics
+from facelib.training.checkpoint import model_fingerprint
 from tests.conftest import write_image
 
 E = np.eye(3, dtype=np.float32)
@@ -136,7 +137,7 @@ def enrolled(synth_root, tiny_checkpoint, tmp_path_factory) -> Path:
 
 
 def test_enroll_writes_one_row_per_identity(enrolled, synth_root, tiny_checkpoint):
-    from facelib.training.model import load_checkpoint
+    from facelib.training.checkpoint import load_checkpoint
 
     g = Gallery.load(enrolled)
     idents = sorted(p.name for p in (synth_root / "val").iterdir() if p.is_dir())
@@ -167,7 +168,7 @@ def test_identify_json_lines(enrolled, synth_root, tiny_checkpoint, capsys):
 
 
 def test_enroll_mode_all_and_metrics_threshold(synth_root, tiny_checkpoint, tmp_path, capsys):
-    from facelib.training.model import load_checkpoint
+    from facelib.training.checkpoint import load_checkpoint
 
     model, spec, _ = load_checkpoint(tiny_checkpoint)
     metrics = tmp_path / "metrics.json"

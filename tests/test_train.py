@@ -12,7 +12,8 @@ from facelib.config import TrainConfig
 from facelib.errors import DataError
 from facelib.training.losses import TripletLoss
 from facelib.training.miners import batch_all
-from facelib.training.trainer import Trainer, last_checkpoint_path, train
+from facelib.jobs import train
+from facelib.training.trainer import Trainer, last_checkpoint_path
 from tests.conftest import make_folder, write_image
 
 QUIET = dict(log=lambda s: None)
@@ -209,7 +210,7 @@ def test_step_stats_stay_on_the_device(synth_root: Path, tmp_path: Path):
 
 @pytest.mark.parametrize("neck", ["bn", "none"])
 def test_neck_is_saved_and_reloaded(synth_root: Path, tmp_path: Path, neck: str):
-    from facelib.training.model import load_checkpoint
+    from facelib.training.checkpoint import load_checkpoint
 
     r = train(tiny(synth_root / "train", tmp_path / "m.pth", neck=neck), **QUIET)
     model, spec, _ = load_checkpoint(r.checkpoint)
@@ -240,7 +241,7 @@ def test_bn_neck_spreads_a_random_network(synth_root: Path):
 
 @pytest.mark.parametrize("loss", ["arcface", "cosface"])
 def test_margin_softmax_trains_and_drops_its_head(synth_root: Path, tmp_path: Path, loss: str):
-    from facelib.training.model import load_checkpoint
+    from facelib.training.checkpoint import load_checkpoint
 
     log: list[str] = []
     r = train(tiny(synth_root / "train", tmp_path / "m.pth", loss=loss, steps_per_epoch=6, lr=3e-3, epochs=2),

@@ -282,9 +282,10 @@ def align_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str =
     its files not written this time removed). ``aligner`` overrides ``detector``/``upsample`` (tests).
     """
     if no_face not in NO_FACE:
-        raise FacelibError(f"unknown --no-face policy {no_face!r}; choose one of {', '.join(NO_FACE)}")
+        raise FacelibError(f"unknown no_face policy {no_face!r}; choose one of {', '.join(NO_FACE)}",
+                           fields=("no_face",))
     if size < 16:
-        raise FacelibError(f"--size must be at least 16 px, got {size}")
+        raise FacelibError(f"size must be at least 16 px, got {size}", fields=("size",))
     t0 = time.perf_counter()
     src, out = Path(src), Path(out)
     aligner = aligner or Aligner(detector, upsample)

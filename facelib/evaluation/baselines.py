@@ -16,7 +16,7 @@ from facelib.data.framing import FaceCrop
 
 if TYPE_CHECKING:
     from facelib.evaluation.embedding_set import EmbeddingSet
-    from facelib.evaluation.protocols import Result
+    from facelib.evaluation.results import Result
 
 __all__ = ["pixel_embeddings", "pixel_embedding_set", "pixel_baseline"]
 

@@ -11,27 +11,9 @@ import torch
 
 from facelib.data.folders import FaceFolder, ImageDataset, scan_folder
 from facelib.evaluation.embedding_set import EmbeddingSet
-from facelib.training.model import EmbeddingNet, ModelSpec, build_transform, load_checkpoint
-
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; a clear error if CUDA is asked for but absent."""
-    if isinstance(name, torch.device):
-        return name
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        from facelib.errors import FacelibError
-
-        raise FacelibError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    return torch.device(name)
-
-
-def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
-    """bf16 on GPUs that support it, else fp16; ``None`` (full fp32) on CPU or with ``amp=False``."""
-    if not amp or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+from facelib.runtime import autocast_dtype, memory_format, resolve_device
+from facelib.training.checkpoint import load_checkpoint
+from facelib.training.model import EmbeddingNet, ModelSpec, build_transform
 
 
 def image_loader(
@@ -69,9 +51,9 @@ def embed_images(
         from tqdm.auto import tqdm
 
         loader = tqdm(loader, desc="embedding", unit="batch", leave=False, disable=None)
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    layout = memory_format(device)
     for images, index in loader:
-        images = images.to(device, non_blocking=True, memory_format=memory_format)
+        images = images.to(device, non_blocking=True, memory_format=layout)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             emb = model(images)
         out[index.numpy()] = torch.nn.functional.normalize(emb.float(), dim=1).cpu().numpy()

@@ -13,7 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
+from facelib.errors import NotApplicable
+
 __all__ = [
+    "as_numpy",
     "identification_metrics",
     "topk_accuracy",
     "verification_metrics",
@@ -25,7 +28,7 @@ __all__ = [
 ]
 
 
-def _np(x) -> np.ndarray:
+def as_numpy(x) -> np.ndarray:
     """numpy view of an array-like or a (possibly CUDA / grad-tracking) torch tensor."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):
         x = x.detach().cpu().numpy()
@@ -42,7 +45,7 @@ def rate_key(rate: float) -> str:
 
 def l2_normalize(x, eps: float = 1e-12) -> np.ndarray:
     """Rows of ``x`` [N, D] scaled to unit L2 norm (float32); zero rows stay zero."""
-    x = np.asarray(_np(x), dtype=np.float32)
+    x = np.asarray(as_numpy(x), dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.maximum(norms, eps)
 
@@ -52,8 +55,8 @@ def l2_normalize(x, eps: float = 1e-12) -> np.ndarray:
 
 def topk_accuracy(y_true, topk_labels, k: int | None = None) -> float:
     """Fraction of queries whose true label is among the first ``k`` columns of ``topk_labels`` [Q, K]."""
-    y = _np(y_true)
-    t = _np(topk_labels)
+    y = as_numpy(y_true)
+    t = as_numpy(topk_labels)
     if t.ndim == 1:
         t = t[:, None]
     if k is not None:
@@ -72,8 +75,8 @@ def identification_metrics(y_true, y_pred, labels: Sequence | None = None) -> di
     """
     from sklearn.metrics import f1_score
 
-    y_true = _np(y_true)
-    y_pred = _np(y_pred)
+    y_true = as_numpy(y_true)
+    y_pred = as_numpy(y_pred)
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
     n = int(len(y_true))
@@ -87,8 +90,8 @@ def identification_metrics(y_true, y_pred, labels: Sequence | None = None) -> di
 
 def per_group_accuracy(correct, groups) -> dict[str, float]:
     """Mean of ``correct`` [Q] bool within each value of ``groups`` [Q] (sorted keys)."""
-    c = _np(correct).astype(bool)
-    g = _np(groups).astype(str)
+    c = as_numpy(correct).astype(bool)
+    g = as_numpy(groups).astype(str)
     if c.shape != g.shape:
         raise ValueError(f"correct {c.shape} and groups {g.shape} differ in shape")
     return {str(name): float(c[g == name].mean()) for name in sorted(set(g.tolist()))}
@@ -102,14 +105,14 @@ def bootstrap_interval(correct, groups, n_boot: int = 2000, level: float = 0.95,
 
     Returns ``{"accuracy", "low", "high", "n_groups"}``.
     """
-    c = _np(correct).astype(bool)
-    g = _np(groups).astype(str)
+    c = as_numpy(correct).astype(bool)
+    g = as_numpy(groups).astype(str)
     if c.shape != g.shape or c.ndim != 1:
         raise ValueError(f"correct {c.shape} and groups {g.shape} must be 1-D of equal length")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if c.size == 0:
-        raise ValueError("no probes")
+        raise NotApplicable("no probes")
     _, inverse = np.unique(g, return_inverse=True)
     hits = np.bincount(inverse, weights=c, minlength=inverse.max() + 1)  # per group
     sizes = np.bincount(inverse, minlength=inverse.max() + 1).astype(float)
@@ -147,13 +150,13 @@ def verification_metrics(scores, same, fars: Sequence[float] = (1e-1, 1e-2, 1e-3
     """
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    s = _np(scores).astype(np.float64).ravel()
-    y = _np(same).astype(bool).ravel()
+    s = as_numpy(scores).astype(np.float64).ravel()
+    y = as_numpy(same).astype(bool).ravel()
     if s.shape != y.shape:
         raise ValueError(f"scores ({s.size}) and same ({y.size}) differ in length")
     n_gen, n_imp = int(y.sum()), int((~y).sum())
     if n_gen == 0 or n_imp == 0:
-        raise ValueError(
+        raise NotApplicable(
             f"verification needs both genuine and impostor pairs; got {n_gen} genuine and {n_imp} impostor"
         )
     if not np.all(np.isfinite(s)):
@@ -199,13 +202,13 @@ def dir_at_fpir(known_scores, known_correct, unknown_scores, fpirs: Sequence[flo
     both accepted and correctly identified, ``threshold_at_fpir_<r>`` the threshold and
     ``fpir_actual_<r>`` the achieved FPIR (ties can make it lower than asked).
     """
-    ks = _np(known_scores).astype(np.float64).ravel()
-    kc = _np(known_correct).astype(bool).ravel()
-    us = np.sort(_np(unknown_scores).astype(np.float64).ravel())[::-1]
+    ks = as_numpy(known_scores).astype(np.float64).ravel()
+    kc = as_numpy(known_correct).astype(bool).ravel()
+    us = np.sort(as_numpy(unknown_scores).astype(np.float64).ravel())[::-1]
     if ks.shape != kc.shape:
         raise ValueError("known_scores and known_correct differ in length")
     if len(ks) == 0 or len(us) == 0:
-        raise ValueError(f"DIR@FPIR needs known and unknown probes; got {len(ks)} known, {len(us)} unknown")
+        raise NotApplicable(f"DIR@FPIR needs known and unknown probes; got {len(ks)} known, {len(us)} unknown")
     out: dict = {"n_known": int(len(ks)), "n_unknown": int(len(us)), "rank1_known": float(kc.mean())}
     for fpir in fpirs:
         m = int(math.floor(fpir * len(us) + 1e-9))  # unknowns we may accept

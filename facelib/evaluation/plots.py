@@ -47,10 +47,7 @@ def _finish(fig: Figure, out: str | os.PathLike | None) -> Figure:
     return fig
 
 
-def _np(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
+from facelib.evaluation.metrics import as_numpy as _np  # noqa: E402
 
 
 # --------------------------------------------------------------------------- confusion

@@ -24,22 +24,23 @@ mean of its clean embeddings; it is the usual choice and robust to one odd photo
 ``"single"`` = the identity's first clean image (sorted path). ``"all"`` = every clean image;
 a probe's score for an identity is its max over that identity's images.
 
-Results are dataclasses (:class:`Identification`, :class:`Verification`, :class:`OpenSet`) holding
-the per-probe arrays; ``to_dict()`` gives the JSON-ready figures, ``summary()`` one line.
+Results are the dataclasses of :mod:`facelib.evaluation.results`; the gallery ranking that identification
+protocols share is :func:`facelib.evaluation.ranking.rank_identities`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from facelib.config import GALLERY_MODES
+from facelib.config import PROTOCOL_NAMES
+from facelib.errors import ConfigError, NotApplicable
 from facelib.evaluation.embedding_set import EmbeddingSet
-from facelib.evaluation.metrics import bootstrap_interval, dir_at_fpir, identification_metrics, l2_normalize, per_group_accuracy, rate_key, topk_accuracy, verification_metrics
-from facelib.evaluation.retrieval import topk, topk_labels
+from facelib.evaluation.metrics import dir_at_fpir, l2_normalize, rate_key, verification_metrics
+from facelib.evaluation.ranking import Ranking, check_gallery_mode, query_ranks, rank_identities, summarise
+from facelib.evaluation.results import PROTOCOL_DESCRIPTIONS, Identification, OpenSet, Result, Verification
+from facelib.evaluation.retrieval import masked_scores
 
 __all__ = [
     "PROTOCOL_DESCRIPTIONS",
@@ -56,19 +57,6 @@ __all__ = [
     "run_protocol",
 ]
 
-PROTOCOL_DESCRIPTIONS: dict[str, str] = {
-    "closed": "gallery = train identities (clean images), probes = val images; probes whose identity "
-    "is not in the gallery count as wrong",
-    "gallery": "gallery = clean images, probes = their own distorted copies: measures matching a photo "
-    "to its own original (pixel cosine top-1 on FACECOM val: 0.98 all-images gallery, 0.73 mean), "
-    "not recognising a person",
-    "cross-photo": "each probe is matched only against gallery images of OTHER photos (its own source "
-    "photo and its distortions excluded): measures recognising the person (pixel cosine top-1 on FACECOM "
-    "val: 0.13 all-images gallery, 0.10 mean)",
-    "verification": "same/different-identity pairs of images from different photos",
-    "open-set": "a seeded part of the identities is held out of the gallery; probes of held-out "
-    "identities must be rejected (DIR@FPIR)",
-}
 _ALIASES = {
     "cross_photo": "cross-photo",
     "crossphoto": "cross-photo",
@@ -77,420 +65,6 @@ _ALIASES = {
     "openset": "open-set",
     "verify": "verification",
 }
-
-
-# --------------------------------------------------------------------------- typed results
-
-
-@dataclass
-class Ranking:
-    """Gallery identities ranked for each probe.
-
-    Attributes:
-        names: [C] gallery identities (sorted). top_scores: [Q, k] float32, descending.
-        top_ids: [Q, k] index into ``names`` (-1 where nothing is allowed).
-        match_index: [Q] index into the gallery set of the best allowed image of the top-1
-            identity (for display; -1 if none). n_images, n_identities: gallery size.
-    """
-
-    names: np.ndarray
-    top_scores: np.ndarray
-    top_ids: np.ndarray
-    match_index: np.ndarray
-    n_images: int
-    n_identities: int
-
-
-@dataclass
-class Identification:
-    """Result of an identification protocol (closed, gallery, cross-photo).
-
-    Arrays are per probe ([Q] or [Q, k]); ``topk_identities`` holds ``""`` where fewer than
-    k identities were allowed. The cross-photo counts are ``None`` for the other protocols.
-    """
-
-    protocol: str
-    gallery: str
-    n_gallery_images: int
-    n_gallery_identities: int
-    probe_index: np.ndarray
-    y_true: np.ndarray
-    topk_identities: np.ndarray
-    topk_scores: np.ndarray
-    gallery_identities: np.ndarray
-    distortion: np.ndarray
-    probe_path: np.ndarray
-    match_index: np.ndarray
-    match_path: np.ndarray
-    n_probe_identities: int | None = None
-    n_distractor_identities: int | None = None
-    n_excluded_images: int | None = None
-    protocol_reason: str | None = None
-    embedding: str = "model"
-
-    @property
-    def description(self) -> str:
-        return PROTOCOL_DESCRIPTIONS[self.protocol]
-
-    @property
-    def y_pred(self) -> np.ndarray:
-        """[Q] top-1 identity (``""`` if none allowed)."""
-        if self.topk_identities.shape[1] == 0:
-            return np.full(len(self.y_true), "", dtype=str)
-        return self.topk_identities[:, 0]
-
-    @property
-    def correct(self) -> np.ndarray:
-        return self.y_pred == self.y_true
-
-    @property
-    def best_score(self) -> np.ndarray:
-        s = self.topk_scores
-        return s[:, 0] if s.shape[1] else np.zeros(len(self.y_true), np.float32)
-
-    @property
-    def n_probes(self) -> int:
-        return int(len(self.y_true))
-
-    @property
-    def gallery_unit(self) -> str:
-        return "images" if self.gallery == "all" else "identities"
-
-    @property
-    def n_gallery(self) -> int:
-        return self.n_gallery_images if self.gallery == "all" else self.n_gallery_identities
-
-    @property
-    def n_identities(self) -> int:
-        """Identities among the probes."""
-        return len(self.probe_identities)
-
-    @property
-    def n_probes_without_gallery(self) -> int:
-        return int((~np.isin(self.y_true, self.gallery_identities)).sum())
-
-    @property
-    def probe_identities(self) -> list[str]:
-        """Sorted identities that have probes: the rows of the classification report."""
-        return sorted(set(self.y_true.tolist()))
-
-    @cached_property
-    def _idm(self) -> dict:
-        return identification_metrics(self.y_true, self.y_pred)
-
-    @property
-    def top1(self) -> float:
-        return self._idm["top1"]
-
-    @property
-    def top5(self) -> float:
-        return topk_accuracy(self.y_true, self.topk_identities, 5)
-
-    @cached_property
-    def top1_interval(self) -> tuple[float, float]:
-        """95% interval of :attr:`top1` from a bootstrap over the probe identities (seeded: repeatable).
-        A person's probes succeed or fail together, so it is wider than a per-probe binomial interval."""
-        if not self.n_probes:
-            return (0.0, 0.0)
-        b = bootstrap_interval(self.correct, self.y_true)
-        return (b["low"], b["high"])
-
-    @property
-    def macro_f1(self) -> float:
-        return self._idm["macro_f1"]
-
-    @property
-    def per_distortion(self) -> dict[str, float]:
-        groups = np.where(self.distortion == "", "clean", self.distortion)
-        return per_group_accuracy(self.correct, groups) if self.n_probes else {}
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready figures (no per-probe arrays)."""
-        out = {
-            "protocol": self.protocol,
-            "description": self.description,
-            "embedding": self.embedding,
-            "gallery": self.gallery,
-            "gallery_unit": self.gallery_unit,
-            "n_gallery": int(self.n_gallery),
-            "n_gallery_images": int(self.n_gallery_images),
-            "n_gallery_identities": int(self.n_gallery_identities),
-            "top1": self.top1,
-            "top1_interval": list(self.top1_interval),
-            "top5": self.top5,
-            "macro_f1": self.macro_f1,
-            "n_probes": self.n_probes,
-            "n_identities": self.n_identities,
-            "n_probes_without_gallery": self.n_probes_without_gallery,
-            "per_distortion": self.per_distortion,
-        }
-        for key in ("n_probe_identities", "n_distractor_identities", "n_excluded_images"):
-            if getattr(self, key) is not None:
-                out[key] = int(getattr(self, key))
-        if self.protocol_reason is not None:
-            out["protocol_reason"] = self.protocol_reason
-        return out
-
-    def summary(self) -> str:
-        """``cross-photo (mean gallery, 250 identities): top1 0.452 ...``."""
-        line = (
-            f"{self.protocol} ({self.gallery} gallery, {self.n_gallery} {self.gallery_unit}): top1 {self.top1:.3f}  "
-            f"top5 {self.top5:.3f}  macro-F1 {self.macro_f1:.3f}  over {self.n_probes} probes"
-        )
-        missing = self.n_probes_without_gallery
-        return line + (f" ({missing} with no gallery entry)" if missing else "")
-
-
-@dataclass
-class Verification:
-    """Same/different pairs: ``scores`` [N] cosine, ``same`` [N] bool, ``pairs`` [N, 2] indices.
-
-    Rates are dicts keyed by the asked rate (``tar_at_far[0.01]``).
-    """
-
-    scores: np.ndarray
-    same: np.ndarray
-    pairs: np.ndarray
-    roc_auc: float
-    eer: float
-    eer_threshold: float
-    tar_at_far: dict[float, float]
-    threshold_at_far: dict[float, float]
-    best_accuracy: float
-    best_threshold: float
-    n_genuine: int
-    n_impostor: int
-    n_genuine_available: int
-    genuine_subsampled: bool
-    seed: int
-    embedding: str = "model"
-    protocol: str = "verification"
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"protocol": self.protocol, "description": PROTOCOL_DESCRIPTIONS[self.protocol],
-                               "embedding": self.embedding, "roc_auc": self.roc_auc, "eer": self.eer,
-                               "eer_threshold": self.eer_threshold}
-        for far, tar in self.tar_at_far.items():
-            out[f"tar_at_far_{rate_key(far)}"] = tar
-            out[f"threshold_at_far_{rate_key(far)}"] = self.threshold_at_far[far]
-        out.update(best_accuracy=self.best_accuracy, best_threshold=self.best_threshold, n_genuine=self.n_genuine,
-                   n_impostor=self.n_impostor, n_genuine_available=self.n_genuine_available,
-                   genuine_subsampled=self.genuine_subsampled, seed=self.seed)
-        return out
-
-    def summary(self) -> str:
-        return (
-            f"verification: AUC {self.roc_auc:.3f}  EER {self.eer:.3f}  "
-            + "  ".join(f"TAR@FAR={rate_key(f)} {t:.3f}" for f, t in self.tar_at_far.items())
-            + f"  ({self.n_genuine} genuine / {self.n_impostor} impostor pairs)"
-        )
-
-
-@dataclass
-class OpenSet:
-    """Open-set identification. Per-probe arrays: ``probe_index``, ``known`` (identity in the gallery),
-    ``y_true``, ``y_pred`` (top-1), ``best_score``; ``open_threshold`` decides ``y_pred_open``."""
-
-    gallery: str
-    cross_photo: bool
-    n_gallery_identities: int
-    n_gallery_images: int
-    n_heldout_identities: int
-    seed: int
-    n_known: int
-    n_unknown: int
-    rank1_known: float
-    dir_at_fpir: dict[float, float]
-    threshold_at_fpir: dict[float, float]
-    fpir_actual: dict[float, float]
-    probe_index: np.ndarray
-    known: np.ndarray
-    y_true: np.ndarray
-    y_pred: np.ndarray
-    best_score: np.ndarray
-    open_threshold: float
-    threshold: float | None = None
-    embedding: str = "model"
-    protocol: str = "open-set"
-
-    @property
-    def y_pred_open(self) -> np.ndarray:
-        """[Q] top-1 identity, or ``"unknown"`` below ``open_threshold``."""
-        return np.where(self.best_score >= self.open_threshold, self.y_pred, "unknown")
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "protocol": self.protocol, "description": PROTOCOL_DESCRIPTIONS[self.protocol],
-            "embedding": self.embedding, "gallery": self.gallery, "cross_photo": self.cross_photo,
-            "n_gallery_identities": self.n_gallery_identities, "n_gallery_images": self.n_gallery_images,
-            "n_heldout_identities": self.n_heldout_identities, "n_known": self.n_known,
-            "n_unknown": self.n_unknown, "rank1_known": self.rank1_known,
-        }
-        for f, v in self.dir_at_fpir.items():
-            out[f"dir_at_fpir_{rate_key(f)}"] = v
-            out[f"threshold_at_fpir_{rate_key(f)}"] = self.threshold_at_fpir[f]
-            out[f"fpir_actual_{rate_key(f)}"] = self.fpir_actual[f]
-        if self.threshold is not None:
-            k = self.known
-            out["threshold"] = float(self.threshold)
-            out["dir_at_threshold"] = float(np.mean((self.y_pred == self.y_true)[k] & (self.best_score[k] >= self.threshold)))
-            out["fpir_at_threshold"] = float(np.mean(self.best_score[~k] >= self.threshold))
-        out["seed"] = self.seed
-        return out
-
-    def summary(self) -> str:
-        return f"open-set ({self.gallery} gallery, {self.n_gallery_identities} known identities): " + "  ".join(
-            f"DIR@FPIR={rate_key(f)} {v:.3f}" for f, v in self.dir_at_fpir.items())
-
-
-Result = Identification | Verification | OpenSet
-
-
-# --------------------------------------------------------------------------- ranking
-
-
-def _check_mode(gallery: str) -> str:
-    if gallery not in GALLERY_MODES:
-        raise ValueError(f"gallery must be one of {GALLERY_MODES}, got {gallery!r}")
-    return gallery
-
-
-def _replace_own(top_s, top_c, own_col, own_score, k) -> tuple[np.ndarray, np.ndarray]:
-    """Put each probe's own identity back with its corrected score ``own_score`` [Q] (``-inf`` = none).
-
-    ``top_s``/``top_c`` [Q, k+1] come from the uncorrected representatives, so after dropping the
-    own column at least ``k`` other identities remain: the merged top ``k`` is exact.
-    """
-    s = np.where(top_c == own_col[:, None], -np.inf, top_s).astype(np.float32)
-    has = own_col >= 0
-    s = np.concatenate([s, np.where(has, own_score, -np.inf)[:, None].astype(np.float32)], 1)
-    c = np.concatenate([top_c, own_col[:, None]], 1)
-    order = np.argsort(-s, axis=1, kind="stable")[:, :k]
-    s, c = np.take_along_axis(s, order, 1), np.take_along_axis(c, order, 1)
-    c[np.isneginf(s)] = -1
-    return s, c
-
-
-def rank_identities(
-    gset: EmbeddingSet,
-    gidx: np.ndarray,
-    pset: EmbeddingSet,
-    pidx: np.ndarray,
-    mode: str,
-    cross_photo: bool,
-    k: int = 5,
-    chunk: int = 2048,
-    backend: str = "auto",
-) -> Ranking:
-    """Rank gallery identities for each probe through :func:`facelib.evaluation.retrieval.topk`.
-
-    Args:
-        gset, gidx: gallery images (indices into ``gset``). pset, pidx: probes.
-        mode: ``"single"``, ``"mean"`` or ``"all"`` (module docstring).
-        cross_photo: for each probe, leave out every gallery image of its own source photo
-            (``"all"``: group mask; ``"mean"``: own identity's mean over its other photos;
-            ``"single"``: first clean image of another photo).
-    """
-    gidx = np.asarray(gidx, dtype=np.int64)
-    pidx = np.asarray(pidx, dtype=np.int64)
-    if len(gidx) == 0:
-        raise ValueError("the gallery is empty (no clean images to build it from)")
-    gidx = gidx[np.lexsort((gset.paths[gidx], gset.identities[gidx]))]
-    names, row_ident = np.unique(gset.identities[gidx], return_inverse=True)
-    n_ids = len(names)
-    starts = np.flatnonzero(np.r_[True, row_ident[1:] != row_ident[:-1]])
-    counts = np.diff(np.r_[starts, len(gidx)])
-    G = l2_normalize(gset.embeddings[gidx])
-    P = l2_normalize(pset.embeddings[pidx])
-    n_q = len(P)
-    k = int(min(k, n_ids))
-    search = dict(chunk=chunk, backend=backend)
-
-    g_ph = q_ph = None
-    own_col = np.full(n_q, -1, dtype=np.int64)
-    if cross_photo:
-        _, codes = np.unique(np.r_[gset.photos[gidx], pset.photos[pidx]], return_inverse=True)
-        g_ph, q_ph = codes[: len(gidx)], codes[len(gidx):]
-        q_names = pset.identities[pidx]
-        pos = np.clip(np.searchsorted(names, q_names), 0, n_ids - 1)
-        own_col = np.where(names[pos] == q_names, pos, -1)
-
-    if mode == "all":
-        top_s, top_c, rows = topk_labels(P, G, row_ident, k, query_groups=q_ph, gallery_groups=g_ph, **search)
-        match = np.where(rows[:, 0] >= 0, gidx[np.clip(rows[:, 0], 0, None)], -1) if k else np.full(n_q, -1)
-        return Ranking(names, top_s, top_c, match, len(gidx), n_ids)
-
-    if mode == "mean":
-        sums = np.add.reduceat(G.astype(np.float64), starts, axis=0)
-        rep = l2_normalize(sums)
-    else:
-        rep = G[starts]
-    if not cross_photo:
-        top_s, top_c = topk(P, rep, k, **search)
-    else:
-        own_score = _own_identity_scores(G, P, g_ph, q_ph, own_col, starts, counts, row_ident, mode, chunk)
-        top_s, top_c = topk(P, rep, min(k + 1, n_ids), **search)
-        top_s, top_c = _replace_own(top_s, top_c, own_col, own_score, k)
-    match = _display_match(G, P, gidx, starts, counts, top_c, g_ph, q_ph, chunk)
-    return Ranking(names, top_s, top_c, match, len(gidx), n_ids)
-
-
-def _own_identity_scores(G, P, g_ph, q_ph, own_col, starts, counts, row_ident, mode, chunk) -> np.ndarray:
-    """[Q] score of each probe against its own identity without its own photo (``-inf`` if nothing is left)."""
-    n_q = len(P)
-    own_score = np.full(n_q, -np.inf, dtype=np.float32)
-    ok = own_col >= 0
-    if mode == "single":
-        first_ph = g_ph[starts]
-        other = np.flatnonzero(g_ph != first_ph[row_ident])
-        second = np.full(len(starts), -1, dtype=np.int64)
-        ids_o, first_o = np.unique(row_ident[other], return_index=True)
-        second[ids_o] = other[first_o]
-        oc = own_col[ok]
-        row = np.where(first_ph[oc] != q_ph[ok], starts[oc], second[oc])
-        sc = np.einsum("ij,ij->i", G[np.clip(row, 0, None)], P[ok])
-        own_score[ok] = np.where(row >= 0, sc, -np.inf)
-        return own_score
-    # mean: identity sum minus the sum of the probe's own photo (a zero row if it has none in the gallery)
-    sums = np.add.reduceat(G.astype(np.float64), starts, axis=0)
-    ph_u, ph_inv = np.unique(g_ph, return_inverse=True)
-    ph_sum = np.zeros((len(ph_u) + 1, G.shape[1]), np.float64)
-    np.add.at(ph_sum, ph_inv, G.astype(np.float64))
-    ph_cnt = np.r_[np.bincount(ph_inv, minlength=len(ph_u)), 0]
-    j = np.clip(np.searchsorted(ph_u, q_ph), 0, max(len(ph_u) - 1, 0))
-    q_phrow = np.where(ph_u[j] == q_ph, j, len(ph_u))
-    for a in range(0, n_q, chunk):
-        sl = slice(a, min(a + chunk, n_q))
-        m = ok[sl]
-        if not m.any():
-            continue
-        oc, pr = own_col[sl][m], q_phrow[sl][m]
-        sc = np.einsum("ij,ij->i", l2_normalize(sums[oc] - ph_sum[pr]), P[sl][m])
-        own_score[sl][m] = np.where(counts[oc] - ph_cnt[pr] > 0, sc, -np.inf)
-    return own_score
-
-
-def _display_match(G, P, gidx, starts, counts, top_c, g_ph, q_ph, chunk) -> np.ndarray:
-    """[Q] gallery-set index of the best allowed image of each probe's top-1 identity (-1 if none)."""
-    n_q = len(P)
-    match = np.full(n_q, -1, dtype=np.int64)
-    if top_c.shape[1] == 0:
-        return match
-    L = int(counts.max())
-    for a in range(0, n_q, chunk):
-        sl = slice(a, min(a + chunk, n_q))
-        c = top_c[sl, 0]
-        cols = starts[np.clip(c, 0, None)][:, None] + np.arange(L)[None, :]  # [c, L]
-        valid = (np.arange(L)[None, :] < counts[np.clip(c, 0, None)][:, None]) & (c[:, None] >= 0)
-        cols = np.where(valid, cols, 0)
-        vals = np.einsum("qld,qd->ql", G[cols], P[sl])
-        if g_ph is not None:
-            valid &= g_ph[cols] != q_ph[sl, None]
-        vals[~valid] = -np.inf
-        best = np.argmax(vals, axis=1)
-        r = np.arange(len(c))
-        match[sl] = np.where(np.isfinite(vals[r, best]), gidx[cols[r, best]], -1)
-    return match
 
 
 def _identification(protocol: str, mode: str, gset: EmbeddingSet, pset: EmbeddingSet, pidx: np.ndarray,
@@ -525,13 +99,13 @@ def closed_protocol(train: EmbeddingSet, probes: EmbeddingSet, gallery: str = "m
     Probes whose identity is absent from the gallery count as wrong (``n_probes_without_gallery``).
     If ``train`` has no clean image at all, all its images form the gallery.
     """
-    mode = _check_mode(gallery)
+    mode = check_gallery_mode(gallery)
     gidx = np.flatnonzero(train.clean_mask)
     if len(gidx) == 0:
         gidx = np.arange(len(train))
     pidx = np.arange(len(probes))
     if len(pidx) == 0:
-        raise ValueError("no probes")
+        raise NotApplicable("no probes")
     ranked = rank_identities(train, gidx, probes, pidx, mode, cross_photo=False, k=k, backend=backend)
     return _identification("closed", mode, train, probes, pidx, ranked)
 
@@ -542,11 +116,11 @@ def gallery_protocol(s: EmbeddingSet, gallery: str = "mean", k: int = 5, backend
     Each probe's own clean original sits in the gallery, so this measures matching a photo
     to its own original, not recognising a person (see :func:`cross_photo_protocol`).
     """
-    mode = _check_mode(gallery)
+    mode = check_gallery_mode(gallery)
     gidx = np.flatnonzero(s.clean_mask)
     pidx = np.flatnonzero(~s.clean_mask)
     if len(pidx) == 0:
-        raise ValueError("gallery protocol needs distorted images as probes; this set has none")
+        raise NotApplicable("gallery protocol needs distorted images as probes; this set has none")
     ranked = rank_identities(s, gidx, s, pidx, mode, cross_photo=False, k=k, backend=backend)
     return _identification("gallery", mode, s, s, pidx, ranked)
 
@@ -575,10 +149,10 @@ def cross_photo_protocol(s: EmbeddingSet, gallery: str = "mean", k: int = 5, bac
     identities with >= 2 clean photos; each is scored against gallery images of OTHER photos
     only. Single-photo identities stay in the gallery as distractors.
     """
-    mode = _check_mode(gallery)
+    mode = check_gallery_mode(gallery)
     gidx, pidx, multi, n_photos = _cross_photo_split(s)
     if len(pidx) == 0:
-        raise ValueError(
+        raise NotApplicable(
             "cross-photo protocol needs identities with at least 2 clean photos; this set has none "
             f"({len(n_photos)} identities, all single-photo)"
         )
@@ -598,18 +172,15 @@ def cross_photo_retrieval(s: EmbeddingSet, ks: Sequence[int] = (1, 5, 10), chunk
     Returns ``{"map", "recall_at_<k>"..., "n_queries", "n_queries_without_match", "n_gallery"}``;
     ``recall_at_1`` equals the protocol's top-1 with ``gallery="all"``.
     """
-    from facelib.evaluation.ranking import query_ranks, summarise
-
     g, q, _, _ = _cross_photo_split(s)
     if len(q) == 0:
-        raise ValueError("cross-photo retrieval needs identities with at least 2 clean photos; this set has none")
-    gl, gp, ge = s.identities[g], s.photos[g], s.embeddings[g]
+        raise NotApplicable("cross-photo retrieval needs identities with at least 2 clean photos; this set has none")
+    _, photo = np.unique(s.photos, return_inverse=True)  # int photo ids: the groups of the search
     first, ap = [], []
     for lo in range(0, len(q), chunk):
         qi = q[lo:lo + chunk]
-        scores = s.embeddings[qi] @ ge.T
-        scores[s.photos[qi][:, None] == gp[None, :]] = -np.inf
-        f, a = query_ranks(scores, s.identities[qi], gl)
+        scores = masked_scores(s.embeddings[qi], s.embeddings[g], photo[qi], photo[g])
+        f, a = query_ranks(scores, s.identities[qi], s.identities[g])
         first.append(f)
         ap.append(a)
     return dict(summarise(np.concatenate(first), np.concatenate(ap), ks), n_gallery=int(len(g)))
@@ -640,7 +211,7 @@ def _genuine_pairs(s: EmbeddingSet, max_genuine: int, rng: np.random.Generator) 
 def _impostor_pairs(s: EmbeddingSet, n: int, rng: np.random.Generator) -> np.ndarray:
     ids = s.identities
     if len(np.unique(ids)) < 2:
-        raise ValueError("verification needs at least 2 identities for impostor pairs")
+        raise NotApplicable("verification needs at least 2 identities for impostor pairs")
     out = np.zeros((0, 2), np.int64)
     while len(out) < n:
         m = int((n - len(out)) * 1.3) + 16
@@ -669,7 +240,7 @@ def verification_protocol(
     rng = np.random.default_rng(seed)
     gen, total = _genuine_pairs(s, max_genuine, rng)
     if len(gen) == 0:
-        raise ValueError("verification needs an identity with images from 2 different photos; none found")
+        raise NotApplicable("verification needs an identity with images from 2 different photos; none found")
     n_imp = int(n_impostors) if n_impostors is not None else max(1, int(round(n_negatives_per_positive * len(gen))))
     imp = _impostor_pairs(s, n_imp, rng)
     pairs = np.concatenate([gen, imp])
@@ -707,11 +278,11 @@ def open_set_protocol(
     held-out identities. Reports :func:`~facelib.evaluation.metrics.dir_at_fpir`; ``open_threshold`` is
     ``threshold`` if given, else the threshold at the first FPIR.
     """
-    mode = _check_mode(gallery)
+    mode = check_gallery_mode(gallery)
     clean = s.clean_mask
     with_clean = sorted(set(s.identities[clean].tolist()))
     if len(with_clean) < 2:
-        raise ValueError("open-set protocol needs at least 2 identities with clean images")
+        raise NotApplicable("open-set protocol needs at least 2 identities with clean images")
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(with_clean))
     n_known = min(max(1, int(round(known_fraction * len(with_clean)))), len(with_clean) - 1)
@@ -727,7 +298,7 @@ def open_set_protocol(
         known_p = np.flatnonzero(is_known & ~clean)
         unknown_p = np.flatnonzero(~is_known & ~clean)
     if len(known_p) == 0 or len(unknown_p) == 0:
-        raise ValueError(f"open-set needs known and unknown probes; got {len(known_p)} and {len(unknown_p)}")
+        raise NotApplicable(f"open-set needs known and unknown probes; got {len(known_p)} and {len(unknown_p)}")
     pidx = np.r_[known_p, unknown_p]
     ranked = rank_identities(s, gidx, s, pidx, mode, cross_photo=cross_photo, k=k, backend=backend)
     best = ranked.top_scores[:, 0]
@@ -792,20 +363,25 @@ def run_protocol(
     reason = None
     if key == "auto":
         key, reason = detect_protocol(train.identity_names if train is not None else None, probes.identity_names)
-    if key == "closed":
-        if train is None:
-            raise ValueError("the closed protocol needs a train set for its gallery")
-        out: Result = closed_protocol(train, probes, gallery=gallery, **kw)
-    elif key == "gallery":
-        out = gallery_protocol(probes, gallery=gallery, **kw)
-    elif key == "cross-photo":
-        out = cross_photo_protocol(probes, gallery=gallery, **kw)
-    elif key == "verification":
-        out = verification_protocol(probes, **kw)
-    elif key == "open-set":
-        out = open_set_protocol(probes, gallery=gallery, **kw)
-    else:
-        raise ValueError(f"unknown protocol {name!r}; choose from {tuple(PROTOCOL_DESCRIPTIONS) + ('auto',)}")
+    if key not in PROTOCOL_RUNNERS:
+        raise ConfigError(f"unknown protocol {name!r}; choose from {PROTOCOL_NAMES + ('auto',)}", fields=("protocol",))
+    out = PROTOCOL_RUNNERS[key](probes, train, gallery, **kw)
     if reason is not None:
         out.protocol_reason = reason
     return out
+
+
+def _closed(probes: EmbeddingSet, train: EmbeddingSet | None, gallery: str, **kw: Any) -> Identification:
+    if train is None:
+        raise ValueError("the closed protocol needs a train set for its gallery")
+    return closed_protocol(train, probes, gallery=gallery, **kw)
+
+
+# (probes, train, gallery, **kw) -> result, for each name of facelib.config.PROTOCOL_NAMES, in its order
+PROTOCOL_RUNNERS: dict[str, Callable[..., Result]] = dict(zip(PROTOCOL_NAMES, (
+    _closed,
+    lambda probes, train, gallery, **kw: gallery_protocol(probes, gallery=gallery, **kw),
+    lambda probes, train, gallery, **kw: cross_photo_protocol(probes, gallery=gallery, **kw),
+    lambda probes, train, gallery, **kw: verification_protocol(probes, **kw),
+    lambda probes, train, gallery, **kw: open_set_protocol(probes, gallery=gallery, **kw),
+), strict=True))

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["BACKENDS", "FAISS_MIN_GALLERY", "faiss_available", "resolve_backend", "topk", "topk_labels"]
+from facelib.evaluation.metrics import as_numpy
+
+__all__ = ["BACKENDS", "FAISS_MIN_GALLERY", "faiss_available", "resolve_backend", "topk", "topk_labels", "masked_scores"]
 
 BACKENDS: tuple[str, ...] = ("auto", "torch", "faiss")
 FAISS_MIN_GALLERY = 50_000
@@ -49,19 +51,13 @@ def resolve_backend(backend: str, n_gallery: int, masked: bool = False) -> str:
     return backend
 
 
-def _np(x) -> np.ndarray:
-    if hasattr(x, "detach") and hasattr(x, "cpu"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
 def _groups(query_groups, gallery_groups, n_q: int, n_g: int) -> tuple[np.ndarray, np.ndarray] | None:
     if (query_groups is None) != (gallery_groups is None):
         raise ValueError("pass both query_groups and gallery_groups, or neither")
     if query_groups is None:
         return None
-    qg = _np(query_groups).astype(np.int64, copy=False)
-    gg = _np(gallery_groups).astype(np.int64, copy=False)
+    qg = as_numpy(query_groups).astype(np.int64, copy=False)
+    gg = as_numpy(gallery_groups).astype(np.int64, copy=False)
     if qg.shape != (n_q,) or gg.shape != (n_g,):
         raise ValueError(f"query_groups must be [Q]={n_q} and gallery_groups [G]={n_g}; got {qg.shape}, {gg.shape}")
     return qg, gg
@@ -128,8 +124,8 @@ def topk(
         scores [Q, k] float32, descending; indices [Q, k] int64. Where fewer than ``k`` rows are
         allowed, the missing slots hold score ``-inf`` and index ``-1``.
     """
-    q = np.ascontiguousarray(_np(queries), dtype=np.float32)
-    g = np.ascontiguousarray(_np(gallery), dtype=np.float32)
+    q = np.ascontiguousarray(as_numpy(queries), dtype=np.float32)
+    g = np.ascontiguousarray(as_numpy(gallery), dtype=np.float32)
     if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
         raise ValueError(f"need queries [Q, D] and gallery [G, D]; got {q.shape} and {g.shape}")
     n_q, n_g = q.shape[0], g.shape[0]
@@ -145,17 +141,8 @@ def topk(
     return s, i
 
 
-def topk_labels(
-    queries,
-    gallery,
-    labels,
-    k: int = 5,
-    *,
-    query_groups=None,
-    gallery_groups=None,
-    chunk: int = 4096,
-    backend: str = "auto",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def topk_labels(queries, gallery, labels, k: int = 5, *, query_groups=None, gallery_groups=None, chunk: int = 4096,
+                backend: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-``k`` labels per query, a label scoring the max over its allowed gallery rows.
 
     Exact: with at most ``L`` rows per label and ``m`` per group, the best ``k * L + m`` rows
@@ -168,18 +155,18 @@ def topk_labels(
         scores [Q, k] float32 descending, label [Q, k] int64, row [Q, k] int64 (the gallery row
         that gave the label its score); ``-inf`` / ``-1`` / ``-1`` where fewer labels are allowed.
     """
-    lab = _np(labels).astype(np.int64, copy=False)
-    g = _np(gallery)
+    lab = as_numpy(labels).astype(np.int64, copy=False)
+    g = as_numpy(gallery)
     if lab.shape != (len(g),):
         raise ValueError(f"labels must be [G]={len(g)}, got {lab.shape}")
-    n_q = len(_np(queries))
+    n_q = len(as_numpy(queries))
     n_labels = int(lab.max()) + 1 if len(lab) else 0
     k = int(min(k, n_labels))
     if k <= 0 or n_q == 0:
         empty = np.zeros((n_q, max(k, 0)))
         return empty.astype(np.float32), empty.astype(np.int64), empty.astype(np.int64)
     per_label = int(np.bincount(lab).max())
-    per_group = int(np.unique(_np(gallery_groups), return_counts=True)[1].max()) if gallery_groups is not None else 0
+    per_group = int(np.unique(as_numpy(gallery_groups), return_counts=True)[1].max()) if gallery_groups is not None else 0
     s, rows = topk(queries, g, k * per_label + per_group, query_groups=query_groups,
                    gallery_groups=gallery_groups, chunk=chunk, backend=backend)
     row_lab = np.where(rows >= 0, lab[np.clip(rows, 0, None)], -1)  # [Q, kk]
@@ -197,3 +184,16 @@ def topk_labels(
     out_l[r, rank[r, c]] = row_lab[r, c]
     out_r[r, rank[r, c]] = rows[r, c]
     return out_s, out_l, out_r
+
+
+def masked_scores(queries, gallery, query_groups=None, gallery_groups=None) -> np.ndarray:
+    """Every cosine score [Q, G] float32 of L2-normalised ``queries`` [Q, D] and ``gallery`` [G, D], with
+    ``-inf`` where a query meets its own group (the same rule as :func:`topk`). For scoring a query's
+    ranking of the whole gallery (mAP); call it on chunks of queries to bound the memory."""
+    q = np.ascontiguousarray(as_numpy(queries), dtype=np.float32)
+    g = np.ascontiguousarray(as_numpy(gallery), dtype=np.float32)
+    scores = q @ g.T
+    groups = _groups(query_groups, gallery_groups, len(q), len(g))
+    if groups is not None:
+        scores[groups[0][:, None] == groups[1][None, :]] = -np.inf
+    return scores

@@ -29,7 +29,7 @@ def ensure_checkpoint(s: NotebookSetup, log: Callable[[str], None] = print) -> P
     log(f"no checkpoint from notebook 03 ({s.checkpoint}); training a quick one "
         f"(1 epoch x {cfg.steps_per_epoch} steps) so this notebook runs on its own")
     check_pretrained(cfg, log)
-    from facelib.training.trainer import train
+    from facelib.jobs import train
 
     train(cfg, log=lambda line: None)
     return out

@@ -117,11 +117,11 @@ class LivePlot:
 
 
 def run_training(cfg: TrainConfig, plot: LivePlot | None = None, log: Callable[[str], None] = print):
-    """Train with ``cfg`` (see :func:`facelib.training.trainer.train`), feeding ``plot`` every step and epoch.
+    """Train with ``cfg`` (see :func:`facelib.jobs.train`), feeding ``plot`` every step and epoch.
 
     Prints the config, the device and precision first. Returns the :class:`~facelib.training.trainer.TrainResult`.
     """
-    from facelib.training import trainer as train_mod
+    from facelib.jobs import train
 
     check_pretrained(cfg, log)
     changed = {k: v for k, v in cfg.to_dict().items() if k in ("lr", "epochs", "margin", "miner", "p", "k",
@@ -132,8 +132,8 @@ def run_training(cfg: TrainConfig, plot: LivePlot | None = None, log: Callable[[
     if plot is not None and plot.handle is None:
         plot.display()
     t0 = time.perf_counter()
-    result = train_mod.train(cfg, on_epoch_end=plot.epoch if plot is not None else None, log=log,
-                             on_step_end=plot.step if plot is not None else None)
+    result = train(cfg, on_epoch_end=plot.epoch if plot is not None else None, log=log,
+                   on_step_end=plot.step if plot is not None else None)
     if plot is not None:
         plot.close()
     log(f"trained {len(result.history)} epochs in {time.perf_counter() - t0:.0f} s")

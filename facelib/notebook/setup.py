@@ -174,10 +174,8 @@ def device_summary(cfg: TrainConfig) -> str:
     """Which device and precision training will use, e.g. ``device cpu (CPU, 2 threads), precision fp32``."""
     import torch
 
-    from facelib.evaluation.extract import autocast_dtype, resolve_device
+    from facelib.runtime import autocast_dtype, precision_label, resolve_device
 
     dev = resolve_device(cfg.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    dtype = autocast_dtype(dev, cfg.amp)
-    precision = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[dtype]
-    return f"device {dev} ({name}), precision {precision}"
+    return f"device {dev} ({name}), precision {precision_label(autocast_dtype(dev, cfg.amp))}"

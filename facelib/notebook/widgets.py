@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
-from facelib.config import GALLERY_MODES, MINERS, PROTOCOLS, EvalConfig, TrainConfig
+from facelib.config import EvalConfig, TrainConfig, choices
 from facelib.errors import ConfigError
 
 __all__ = ["TrainPanel", "EvalPanel", "BACKBONES"]
@@ -198,10 +198,10 @@ class TrainPanel(_Panel):
         max_batch: largest P x K batch accepted; the value just changed is clamped to fit.
         gpu: whether a GPU is present (AMP only acts on a GPU); detected when ``None``.
 
-    Rules beyond the config's own checks: image size is rounded to a multiple of 16 and
-    kept within 32..512 px; P <= ``max_identities``; P x K <= ``max_batch``; ``semi_hard``
-    with margin 0 is rejected (no negative can lie strictly inside a zero-width margin
-    band, so it would never pick a triplet); an unknown timm backbone is rejected.
+    Every rule of :meth:`TrainConfig.validate` applies (``semi_hard`` with margin 0 and an unknown timm
+    backbone are rejected there). The panel's own limits, for its sliders and this machine: image size is
+    rounded to a multiple of 16 (the slider's step, not a config rule) and kept within 32..512 px;
+    P <= ``max_identities``; P x K <= ``max_batch``.
     """
 
     def __init__(
@@ -231,7 +231,7 @@ class TrainPanel(_Panel):
             "epochs": W.BoundedIntText(value=config.epochs, min=1, max=1000, description="epochs", **c),
             "margin": W.FloatSlider(value=config.margin, min=0.0, max=2.0, step=0.05, readout_format=".2f",
                                     description="margin", continuous_update=False, **c),
-            "miner": W.Dropdown(options=MINERS, value=config.miner, description="miner", **c),
+            "miner": W.Dropdown(options=choices(TrainConfig, "miner"), value=config.miner, description="miner", **c),
             "p": W.BoundedIntText(value=config.p, min=2, max=512, description="P (identities/batch)", **c),
             "k": W.BoundedIntText(value=config.k, min=2, max=128, description="K (images/identity)", **c),
             "image_size": W.IntSlider(value=config.image_size, min=IMAGE_SIZE_RANGE[0], max=IMAGE_SIZE_RANGE[1],
@@ -263,15 +263,8 @@ class TrainPanel(_Panel):
             if v != value:
                 notes.append(f"image size {value} -> {v} px (a multiple of {IMAGE_SIZE_STEP} within {lo}..{hi})")
             return v, notes
-        if name == "backbone":
-            v = str(value).strip()
-            if not v:
-                raise Rejected("empty backbone name")
-            import timm
-
-            if not timm.is_model(v):
-                raise Rejected(f"{v!r} is not a timm model (e.g. {', '.join(BACKBONES[:3])})")
-            return v, notes
+        if name == "backbone":  # TrainConfig.validate checks the name
+            return str(value).strip(), notes
         if name == "p" and self.max_identities is not None and value > self.max_identities:
             notes.append(f"P {value} -> {self.max_identities}: the training folder has only "
                          f"{self.max_identities} identities")
@@ -282,10 +275,6 @@ class TrainPanel(_Panel):
 
     def _combos(self, name: str, value: Any, notes: list[str]) -> dict[str, Any]:
         cfg = self.config
-        miner = value if name == "miner" else cfg.miner
-        margin = value if name == "margin" else cfg.margin
-        if miner == "semi_hard" and margin <= 0:
-            raise Rejected("semi-hard mining needs a margin > 0 (with margin 0 it never finds a triplet)")
         if name in ("p", "k"):
             p = value if name == "p" else cfg.p
             k = value if name == "k" else cfg.k
@@ -311,8 +300,8 @@ class EvalPanel(_Panel):
             raise TypeError(f"EvalPanel needs an EvalConfig, got {type(config).__name__}")
         c = dict(style=_STYLE, layout=_LAYOUT)
         controls: dict[str, W.ValueWidget] = {
-            "protocol": W.Dropdown(options=PROTOCOLS, value=config.protocol, description="protocol", **c),
-            "gallery": W.Dropdown(options=GALLERY_MODES, value=config.gallery, description="gallery", **c),
+            "protocol": W.Dropdown(options=choices(EvalConfig, "protocol"), value=config.protocol, description="protocol", **c),
+            "gallery": W.Dropdown(options=choices(EvalConfig, "gallery"), value=config.gallery, description="gallery", **c),
             "baseline": W.Checkbox(value=config.baseline, description="pixel baseline too", indent=True, **c),
         }
         super().__init__(config, controls, "Evaluation", "Evaluate", **kwargs)

@@ -9,7 +9,6 @@ evaluation protocols (:func:`facelib.evaluation.retrieval.topk_labels`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zipfile
@@ -19,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from facelib.config import ENROLL_MODES
 from facelib.errors import DataError, FacelibError
 from facelib.io import atomic_path
 
@@ -27,14 +27,12 @@ __all__ = [
     "Gallery",
     "GalleryError",
     "Match",
-    "model_fingerprint",
     "threshold_from_metrics",
     "build_gallery",
     "image_paths",
     "identify",
 ]
 
-ENROLL_MODES: tuple[str, ...] = ("mean", "all")
 GALLERY_FORMAT = "facelib-gallery"
 
 
@@ -42,25 +40,6 @@ class GalleryError(FacelibError):
     """A gallery file that is not usable with this model."""
 
 
-def model_fingerprint(state_dict: dict[str, Any], spec: Any) -> str:
-    """16 hex digits of SHA-256 over the weights (name, dtype, shape, bytes) and the preprocessing of ``spec``.
-
-    Two checkpoints share a fingerprint only if their embeddings are the same function of the image.
-    """
-    import torch
-
-    h = hashlib.sha256()
-    pre = {k: getattr(spec, k) for k in ("backbone", "embedding_dim", "image_size", "mean", "std", "interpolation")}
-    # the framing joined the preprocessing later: hashed only where it changes the image, so older
-    # checkpoints keep their fingerprints
-    pre.update({k: v for k, v in (("face_crop", getattr(spec, "face_crop", 1.0)),
-                                  ("restore", getattr(spec, "restore", "none"))) if v not in (1.0, "none")})
-    h.update(json.dumps(pre, sort_keys=True, default=list).encode())
-    for name in sorted(state_dict):
-        t = state_dict[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 @dataclass
@@ -143,12 +122,14 @@ def threshold_from_metrics(path: str | os.PathLike, fingerprint: str | None = No
     try:
         m = json.loads(p.read_text())
     except FileNotFoundError:
-        raise DataError(f"metrics file not found: {p} (run `facelib test` first, or pass --threshold)") from None
+        raise DataError(f"metrics file not found: {p} (run `facelib test` first, or give a threshold)",
+                        fields=("threshold",)) from None
     except (OSError, ValueError) as e:
         raise DataError(f"{p} is not a readable metrics.json ({type(e).__name__})") from None
     t = m.get("threshold") if isinstance(m, dict) else None
     if not isinstance(t, dict) or not isinstance(t.get("value"), (int, float)):
-        raise DataError(f"{p} has no decision threshold (made by an older `facelib test`?); pass --threshold")
+        raise DataError(f"{p} has no decision threshold (made by an older `facelib test`?); give a threshold",
+                        fields=("threshold",))
     other = (m.get("model") or {}).get("fingerprint")
     if fingerprint is not None and other is not None and other != fingerprint:
         raise GalleryError(f"{p} was measured on another model (fingerprint {other}, this checkpoint {fingerprint})")

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-DISTANCES: tuple[str, ...] = ("euclidean", "cosine")
+from facelib.config import DISTANCES
+
 REDUCTIONS: tuple[str, ...] = ("mean", "mean_active", "none")
 ACTIVE_EPS = 1e-12
 

@@ -1,16 +1,12 @@
-"""The embedder: a timm backbone + a linear projection, L2-normalised; its transforms and checkpoints.
-
-Checkpoints are plain dicts of tensors and Python primitives, so they load with
-``torch.load(..., weights_only=True)``; they carry everything needed to use them
-(backbone name, embedding size, preprocessing, identities, training config).
-"""
+"""The embedder: a timm backbone + a linear projection, L2-normalised; where its weights come from, and its
+input transforms. Its checkpoints: :mod:`facelib.training.checkpoint`."""
 
 from __future__ import annotations
 
 import os
 import socket
 import urllib.parse
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from facelib.config import NECKS
-from facelib.errors import CheckpointError, ModelError
-from facelib.io import atomic_path
+from facelib.errors import ModelError
 
-CHECKPOINT_FORMAT = "facelib-checkpoint"
-CHECKPOINT_VERSION = 1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -173,8 +166,8 @@ def build_model(
         if not pretrained_available(backbone):
             raise ModelError(
                 f"pretrained weights for {backbone!r} are not in the local cache and the timm hub cannot be "
-                "reached (offline?). Pass --weights FILE with a local weights file, or --no-pretrained to "
-                "start from random weights."
+                "reached (offline?). Set weights=FILE to a local weights file, or pretrained=False to "
+                "start from random weights.", fields=("weights", "pretrained"),
             )
         try:
             model = EmbeddingNet(backbone, embedding_dim, pretrained=True, neck=neck)
@@ -182,8 +175,9 @@ def build_model(
             raise
         except Exception as e:  # noqa: BLE001 - hub/network errors come in many types
             raise ModelError(
-                f"could not fetch pretrained weights for {backbone!r} ({type(e).__name__}). Pass --weights FILE "
-                "with a local weights file, or --no-pretrained to start from random weights."
+                f"could not fetch pretrained weights for {backbone!r} ({type(e).__name__}). Set weights=FILE "
+                "to a local weights file, or pretrained=False to start from random weights.",
+                fields=("weights", "pretrained"),
             ) from None
         source = "timm-hub"
     else:
@@ -284,107 +278,3 @@ def describe_framing(spec: ModelSpec) -> str:
     crop = (f"central {spec.face_crop:.0%} of the side" if spec.face_crop < 1.0 else "the whole frame")
     restore = "" if spec.restore == "none" else f", after a {spec.restore} filter"
     return f"input: {crop}{restore}, resized to {spec.image_size} px"
-
-
-# ----------------------------------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, spec: ModelSpec, **extra: Any) -> Path:
-    """Write a checkpoint atomically (temp file + rename).
-
-    ``extra`` holds plain data: ``identities``, ``config``, ``epoch``, ``history``,
-    ``optimizer``/``scheduler`` state dicts, RNG states.
-    """
-    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "model_spec": asdict(spec),
-        "model": state,
-        **extra,
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint dict with ``weights_only=True``; :class:`CheckpointError` if it isn't one."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path} (train one first with `facelib train`)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - pickle, zip and torch errors differ by corruption
-        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(e).__name__})") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path} is not a facelib checkpoint (it holds a {type(obj).__name__})")
-    if obj.get("format") != CHECKPOINT_FORMAT:
-        obj = _from_plain_state_dict(obj, path)
-    return obj
-
-
-def _from_plain_state_dict(state: dict, path: Path) -> dict[str, Any]:
-    """Accept the original scripts' ``torch.save(model.state_dict())`` files (ResNet-50 + Linear)."""
-    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    if not tensors or len(tensors) != len(state):
-        raise CheckpointError(f"{path} is not a facelib checkpoint (no model state found)")
-    linear = [k for k, v in tensors.items() if k.endswith("weight") and v.ndim == 2]
-    if not linear:
-        raise CheckpointError(f"{path} is not a facelib checkpoint (no embedding layer found)")
-    head_key = linear[-1]
-    head_prefix = head_key[: -len("weight")]
-    dim = int(tensors[head_key].shape[0])
-    body = {k.removeprefix("module."): v for k, v in tensors.items() if not k.startswith(head_prefix)}
-    # The body may sit under one attribute name (``base.``, ``backbone.``) or at the top level.
-    stripped = {k.split(".", 1)[1]: v for k, v in body.items() if "." in k}
-    first = {k.split(".", 1)[0] for k in body}
-    body = stripped if len(first) == 1 and len(stripped) == len(body) else body
-    remapped = {"backbone." + k: v for k, v in body.items()}
-    remapped.update({"head." + k[len(head_prefix):]: v for k, v in tensors.items() if k.startswith(head_prefix)})
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "version": 0,
-        "model_spec": asdict(ModelSpec(backbone="resnet50", embedding_dim=dim, weights_source="checkpoint")),
-        "model": remapped,
-        "legacy": True,
-    }
-
-
-def load_checkpoint(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[EmbeddingNet, ModelSpec, dict[str, Any]]:
-    """Rebuild the model a checkpoint describes and load its weights (eval mode).
-
-    Returns ``(model, spec, checkpoint_dict)``. Raises :class:`CheckpointError` for a file
-    that is not a checkpoint or whose tensors do not fit the architecture it names.
-    """
-    ckpt = read_checkpoint(path)
-    known = set(ModelSpec.__dataclass_fields__)
-    spec_dict = {k: v for k, v in dict(ckpt.get("model_spec", {})).items() if k in known}
-    for key in ("mean", "std"):
-        if key in spec_dict:
-            spec_dict[key] = tuple(spec_dict[key])
-    spec = ModelSpec(**spec_dict)
-    try:
-        model = EmbeddingNet(spec.backbone, spec.embedding_dim, pretrained=False, neck=spec.neck)
-    except ModelError as e:
-        raise CheckpointError(f"{path}: {e}") from None
-    state = ckpt.get("model")
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} is not a facelib checkpoint (no model state found)")
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong_shape = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong_shape:
-        examples = (wrong_shape + missing + unexpected)[:3]
-        raise CheckpointError(
-            f"{path} does not fit a {spec.backbone} embedder with {spec.embedding_dim}-d output: "
-            f"{len(missing)} missing, {len(unexpected)} unexpected and {len(wrong_shape)} mis-shaped tensors "
-            f"(e.g. {examples}); is it a checkpoint of another architecture?"
-        )
-    model.load_state_dict(state)
-    model.to(device).eval()
-    return model, spec, ckpt

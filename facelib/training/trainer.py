@@ -16,22 +16,38 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from facelib.training import distributed
 from facelib.config import TrainConfig
-from facelib.data.folders import DISTORTION_KINDS, FaceFolder, ImageDataset, scan_folder, scan_sources
-from facelib.evaluation.extract import autocast_dtype, embed_folder, resolve_device
-from facelib.errors import CheckpointError, ConfigError, DataError
+from facelib.data.folders import FaceFolder, ImageDataset
+from facelib.errors import CheckpointError, ConfigError
 from facelib.io import write_json
-from facelib.training.model import ModelSpec, build_model, build_transform, describe_framing, describe_weights, read_checkpoint, save_checkpoint
+from facelib.runtime import autocast_dtype, describe_device, memory_format, precision_label, resolve_device
+from facelib.training import distributed
+from facelib.training.checkpoint import read_checkpoint, save_checkpoint
+from facelib.training.miners import get_miner
+from facelib.training.model import ModelSpec, build_model, build_transform, describe_framing, describe_weights
+from facelib.training.setup import (
+    Batch, TripletImages, build_criterion, build_sampler, check_data_parallel, check_split, describe_augmentation,
+    describe_pk, normalizes, place_model, training_folder, triplet_batch, triplet_steps,
+)
 
 COLLAPSE_SPREAD = 0.05  # spread below this: the embeddings have (nearly) collapsed to one point
-COLLAPSE_REMEDY = "the defaults avoid it: the BatchNorm neck (--neck bn) and batch-all mining (--miner batch_all)"
+COLLAPSE_REMEDY = "the defaults avoid it: the BatchNorm neck (neck='bn') and batch-all mining (miner='batch_all')"
+
+
+class Validator(Protocol):
+    """Scores the model after an epoch (rank 0): ``{"val_top1": ..., "val_protocol": ...}``; the best
+    ``val_top1`` is kept. :class:`facelib.evaluation.validation.Validation` is the one facelib uses."""
+
+    def describe(self) -> str: ...
+
+    def __call__(self, model: nn.Module, spec: ModelSpec, train_folder: FaceFolder,
+                 device: torch.device) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -65,20 +81,6 @@ def rank_seed(seed: int, epoch: int, rank: int | None = None) -> int:
     return int(np.random.SeedSequence(key).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-def _check_split(p: int, world: int, global_batch: bool, negatives: int = 0) -> None:
-    """P identities (and the extra ``negatives``) per step must split evenly over the processes; a
-    process mining its own share (``global_batch`` False) needs two identities of it for negatives."""
-    if negatives % world:
-        raise ConfigError(f"{negatives} extra negatives per batch cannot be split evenly over "
-                          f"{world} processes: use a multiple of {world}")
-    if p % world:
-        raise ConfigError(f"P={p} identities per batch cannot be split evenly over {world} processes: "
-                          f"use a P that is a multiple of {world}")
-    if not global_batch and p // world < 2:
-        raise ConfigError(f"with --no-gather each process mines its own P/{world}={p // world} identities, "
-                          f"which have no negatives: use P >= {2 * world} or leave gathering on")
-
-
 def last_checkpoint_path(out: str | Path) -> Path:
     out = Path(out)
     return out.with_name(out.stem + ".last" + out.suffix)
@@ -86,41 +88,6 @@ def last_checkpoint_path(out: str | Path) -> Path:
 
 def history_path(out: str | Path) -> Path:
     return Path(out).with_name("history.json")
-
-
-class _TripletImages(torch.utils.data.Dataset):
-    """The original recipe's dataset: item ``i`` is a stacked (anchor, positive, negative) [3, C, H, W]."""
-
-    def __init__(self, images: ImageDataset, triplets: np.ndarray):
-        self.images, self.triplets = images, triplets
-
-    def __len__(self) -> int:
-        return len(self.triplets)
-
-    def __getitem__(self, i: int):
-        a, p, n = self.triplets[i]
-        x = torch.stack([self.images[int(j)][0] for j in (a, p, n)])
-        return x, torch.as_tensor(self.images.labels[[a, p, n]])
-
-
-_PLUMBING = ("ToImage", "ToDtype", "Normalize")  # transform steps not worth naming in the log
-
-
-class Batch(NamedTuple):
-    """One training batch: ``images`` [B, 3, S, S], ``labels`` [B], and for the original recipe
-    the given ``triplets`` (a, p, n) index tensors [T] into the batch (``None``: mine them)."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    triplets: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-
-
-def _triplet_batch(x: torch.Tensor, y: torch.Tensor) -> Batch:
-    """[T, 3, C, H, W] stacked triplets -> a Batch of 3T images (anchors, positives, negatives) with
-    the triplets (i, T + i, 2T + i)."""
-    t = x.shape[0]
-    idx = torch.arange(t)
-    return Batch(x.transpose(0, 1).reshape(3 * t, *x.shape[2:]), y.T.reshape(-1), (idx, idx + t, idx + 2 * t))
 
 
 def warmup_cosine(progress: float, warmup: float, floor: float = 0.01) -> float:
@@ -138,37 +105,27 @@ STAT_KEYS = ("loss", "active_fraction", "pos_dist", "neg_dist", "spread", "accur
 class Trainer:
     """Holds the state of one run. Public parts: :meth:`batches` (an epoch's batches),
     :meth:`step` (one optimisation step), :meth:`fit` (the epochs, with history, checkpoints,
-    validation, early stop and the ``max_seconds`` budget); :func:`train` is the usual entry point.
+    validation, early stop and the ``max_seconds`` budget); :func:`facelib.jobs.train` is the usual entry point (it adds the validation).
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1; the process group is joined here if it is not yet) it
     trains with DistributedDataParallel; ``log`` is called on rank 0 only.
     """
 
-    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print):
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print, validator: Validator | None = None):
+        if cfg.val_data and validator is None:
+            raise ConfigError("val_data is scored by a validator: train with facelib.jobs.train(cfg), or pass "
+                              "validator=facelib.evaluation.validation.Validation(cfg.val_data)",
+                              fields=("val_data",))
         env = distributed.env_from()
         self.device = distributed.device_for(env, resolve_device(cfg.device))
         if env.enabled:  # before joining the group, so a bad setting stops every rank at once
-            if cfg.sampler != "pk":
-                raise ConfigError("data-parallel training needs the P x K sampler; the original recipe "
-                                  "(--sampler triplets) runs in one process")
-            _check_split(cfg.p, env.world_size, cfg.gather or cfg.loss != "triplet", cfg.negatives)
+            check_data_parallel(cfg, env.world_size)
         distributed.init_process_group(env, self.device)
         self.dist = distributed.current()
         self.cfg, self.log = cfg, log if self.dist.is_main else _quiet
         log = self.log
         seed_everything(cfg.seed)
-        self.folder: FaceFolder = scan_sources(cfg.data_folders, include_distortions=cfg.include_distortions)
-        log(self.folder.report.summary())
-        data_name = " + ".join(cfg.data_folders)
-        if len(self.folder.identities) < 2:
-            raise DataError(f"{data_name}: training needs at least 2 identities, found {len(self.folder.identities)}")
-        if np.bincount(self.folder.labels).max() < 2:  # before any made distortion: real images only
-            raise DataError(f"{data_name}: every identity has a single image, so no triplet has a positive")
-        if cfg.synth_distortions and cfg.include_distortions:
-            self.folder, bare = self.folder.with_synthetic_distortions()
-            if bare:
-                log(f"{bare} clean photos have no distortion/ copies: their {len(DISTORTION_KINDS)} distortions "
-                    "are made on the fly (synth_distortions)")
+        self.folder = training_folder(cfg, log)
         self.labels = self.folder.labels
         self.model, self.spec = build_model(
             cfg.backbone, cfg.embedding_dim, pretrained=cfg.pretrained and not cfg.init, weights=cfg.weights,
@@ -180,96 +137,28 @@ class Trainer:
             + ("" if cfg.lr is not None else " (the default for this start)"))
         log(describe_framing(self.spec))
         self.amp_dtype = autocast_dtype(self.device, cfg.amp)
-        precision = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[self.amp_dtype]
-        log(f"device {self.device} ({torch.cuda.get_device_name(self.device) if self.device.type == 'cuda' else 'CPU'}), "
-            f"precision {precision}")
-        self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
-        if self.dist.enabled:
-            # BatchNorm over the global batch, as in one process: the BN neck would otherwise standardise
-            # over P/W identities. PyTorch's SyncBatchNorm on CUDA; it does not run on CPU, where
-            # GlobalBatchNorm all-reduces the statistics over gloo.
-            self.model = (nn.SyncBatchNorm.convert_sync_batchnorm(self.model) if self.device.type == "cuda"
-                          else distributed.convert_global_batchnorm(self.model))
-        self.model.to(self.device, memory_format=self.memory_format)
+        log(f"device {describe_device(self.device)}, precision {precision_label(self.amp_dtype)}")
+        self.memory_format = memory_format(self.device)
         self.gather = self.dist.enabled and cfg.gather
-        # ArcFace/CosFace and the cosine distance normalise inside the loss (the same values and gradients
-        # either way): only a Euclidean triplet loss sees un-normalised embeddings, and the log says so
-        self.normalize = cfg.normalize_embeddings or cfg.loss != "triplet" or cfg.distance == "cosine"
-        self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model
-        if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.forward = DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        if cfg.compile:
-            self.forward = torch.compile(self.forward)
+        self.normalize = normalizes(cfg)
+        self.model, self.forward = place_model(self.model, self.device, self.dist.enabled, cfg.compile)
         transform = build_transform(self.spec, train=True, augment=cfg.augment)
         self.images = ImageDataset(self.folder.paths, self.labels, transform, self.folder.synthetic_kinds)
-        log(f"augmentation {cfg.augment}: " + ", ".join(type(t).__name__ for t in transform.transforms
-                                                         if type(t).__name__ not in _PLUMBING))
-
-        from facelib.training.losses import MarginSoftmaxLoss, TripletLoss
-        from facelib.training.miners import get_miner
-
+        log(describe_augmentation(cfg.augment, transform))
         self.miner = get_miner(cfg.miner)
-        if cfg.loss == "triplet":
-            self.criterion: nn.Module = TripletLoss(
-                margin=cfg.margin, distance=cfg.distance, soft=cfg.soft_margin,
-                reduction="mean" if cfg.sampler == "triplets" else "mean_active",
-            )
-        else:
-            self.criterion = MarginSoftmaxLoss(len(self.folder.identities), cfg.embedding_dim, kind=cfg.loss,
-                                               margin=cfg.class_margin, scale=cfg.class_scale)
-            log(f"{cfg.loss} head: {len(self.folder.identities)} classes x {cfg.embedding_dim}, "
-                f"margin {self.criterion.margin}, scale {self.criterion.scale} (training only, not saved in the "
-                "checkpoint)")
-        self.criterion.to(self.device)
-        self.sampler = None
+        self.criterion = build_criterion(cfg, len(self.folder.identities), log).to(self.device)
+        self.sampler = build_sampler(cfg, self.folder, log)
         self._pk_loader: torch.utils.data.DataLoader | None = None
-        if cfg.sampler == "pk":
-            from facelib.data.samplers import PKSampler
-
-            try:
-                self.sampler = PKSampler(
-                    self.labels, cfg.p, cfg.k, photos=self.folder.photos, distortions=self.folder.distortions,
-                    clean_fraction=cfg.clean_fraction, min_photos=cfg.min_photos,
-                    batches_per_epoch=cfg.steps_per_epoch, negatives=cfg.negatives, seed=cfg.seed,
-                )
-            except ValueError as e:  # e.g. every identity has a single photo (with its distortions)
-                raise DataError(f"{data_name}: {e} (min_photos={cfg.min_photos})") from None
-            skipped = getattr(self.sampler, "skipped_identities", [])
-            if skipped:
-                log(f"P x K sampler: {len(skipped)} identities with a single image give no positive and are "
-                    "not drawn as batch identities")
-            few = self.sampler.few_photo_identities
-            if few:
-                log(f"P x K sampler: {len(few)} identities with fewer than {cfg.min_photos} photos are not drawn as "
-                    f"batch identities (--min-photos {cfg.min_photos})")
+        if self.sampler is not None:
             if self.dist.enabled:
                 self._split_sampler(log)
             self.steps_per_epoch = len(self.sampler)
-            what = (f"miner {cfg.miner}, margin {cfg.margin}, "
-                    + ("on L2-normalised embeddings" if self.normalize else "on un-normalised embeddings / sqrt(dim)")
-                    if cfg.loss == "triplet" else f"loss {cfg.loss}")
-            if cfg.negatives:
-                pool = len(self.sampler.negative_identities)
-                log(f"P x K sampler: + {self.sampler.negatives} extra negatives per batch, one image each of an "
-                    f"identity that is not a batch identity ({pool} such identities"
-                    + (f"; --negatives {cfg.negatives} clamped" if self.sampler.negatives < cfg.negatives else "")
-                    + ")")
-            log(f"P x K batches: P={cfg.p} identities x K={cfg.k} images, {self.steps_per_epoch} steps per epoch, "
-                + what)
+            describe_pk(cfg, self.sampler, self.normalize, log)
         else:
             self.triplet_batch = cfg.batch_size or 32
-            n = len(self._epoch_triplets(0))
-            self.steps_per_epoch = max(1, math.ceil(n / self.triplet_batch))
-            if cfg.steps_per_epoch:
-                self.steps_per_epoch = min(self.steps_per_epoch, cfg.steps_per_epoch)
+            self.steps_per_epoch = triplet_steps(cfg, len(self._epoch_triplets(0)), self.triplet_batch)
             log(f"original recipe: random triplets, {self.triplet_batch} per step, 3 forward passes each, "
                 f"{self.steps_per_epoch} steps per epoch, margin {cfg.margin}")
-
         params = list(self.model.parameters()) + list(self.criterion.parameters())
         self.optimizer = torch.optim.AdamW(params, lr=cfg.base_lr, weight_decay=cfg.weight_decay)
         self.total_steps = cfg.epochs * self.steps_per_epoch
@@ -279,7 +168,6 @@ class Trainer:
         if cfg.max_seconds:
             log(f"time budget: {cfg.max_seconds:g} s of training; the learning-rate schedule runs over "
                 "whichever ends first, the budget or the epochs")
-
         self.out = Path(cfg.out)
         self.last_path = last_checkpoint_path(self.out)
         self.history_path = history_path(self.out)
@@ -289,9 +177,9 @@ class Trainer:
         self.best_epoch: int | None = None
         self.bad_epochs = 0
         self.warnings: list[str] = []
-        self.val_folder = scan_folder(cfg.val_data) if cfg.val_data else None
-        if self.val_folder is not None:
-            log("validation: " + self.val_folder.report.summary().splitlines()[0])
+        self.validator = validator
+        if validator is not None:
+            log(validator.describe())
         if cfg.resume:
             self._resume()
 
@@ -321,7 +209,7 @@ class Trainer:
 
         world, p = self.dist.world_size, self.sampler.p
         # P and the negatives may have been clamped to the data: check what the sampler uses
-        _check_split(p, world, self.gather or self.cfg.loss != "triplet", self.sampler.negatives)
+        check_split(p, world, self.gather or self.cfg.loss != "triplet", self.sampler.negatives)
         self.sampler = RankSplitSampler(self.sampler, self.dist.rank, world)
         sync_bn = "SyncBatchNorm" if self.device.type == "cuda" else "GlobalBatchNorm"
         log(f"data-parallel: {world} processes ({'nccl' if self.device.type == 'cuda' else 'gloo'}), each "
@@ -359,9 +247,9 @@ class Trainer:
             return (Batch(x, y) for x, y in self._pk_loader)
         triplets = self._epoch_triplets(epoch)[: self.steps_per_epoch * self.triplet_batch]
         loader = torch.utils.data.DataLoader(
-            _TripletImages(self.images, triplets), batch_size=self.triplet_batch, shuffle=False,
+            TripletImages(self.images, triplets), batch_size=self.triplet_batch, shuffle=False,
             generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch), **common)
-        return (_triplet_batch(x, y) for x, y in loader)
+        return (triplet_batch(x, y) for x, y in loader)
 
     # ----------------------------------------------------------------------------- one step
 
@@ -483,8 +371,8 @@ class Trainer:
             entry.update({k: float(v) / max(1, steps) for k, v in sums.items() if k in STAT_KEYS})
             entry.update(lr=self.learning_rate(), seconds=seconds, images_per_sec=n_images / max(seconds, 1e-9),
                          steps=steps)
-            if self.val_folder is not None and self.dist.is_main:
-                entry.update(self._validate())
+            if self.validator is not None and self.dist.is_main:
+                entry.update(self.validator(self.model, self.spec, self.folder, self.device))
             self.history.append(entry)
             self.log(self._epoch_line(entry))
             if entry.get("spread", 1.0) < COLLAPSE_SPREAD:
@@ -525,21 +413,6 @@ class Trainer:
             line += f"  val top-1 {entry['val_top1']:.3f} ({entry['val_protocol']})"
         return line
 
-    def _validate(self) -> dict[str, Any]:
-        from facelib.evaluation.protocols import detect_protocol, run_protocol
-
-        protocol, _ = detect_protocol(self.folder.identities, self.val_folder.identities)
-        probes = embed_folder(self.model, self.spec, self.val_folder, batch_size=64, workers=self.cfg.workers,
-                              device=self.device, amp=self.cfg.amp)
-        train_set = None
-        if protocol == "closed":
-            clean = self.folder.select(lambda s: s.is_clean)
-            train_set = embed_folder(self.model, self.spec, clean, batch_size=64, workers=self.cfg.workers,
-                                     device=self.device, amp=self.cfg.amp)
-        result = run_protocol(protocol, probes, train=train_set)
-        return {"val_top1": float(result.top1), "val_macro_f1": float(result.macro_f1),
-                "val_protocol": protocol}
-
     def _track_best(self, entry: dict[str, Any]) -> bool:
         if "val_top1" not in entry:
             self.best_epoch = None
@@ -577,7 +450,7 @@ class Trainer:
 
     def _resume(self) -> None:
         if not self.last_path.exists():
-            self.log(f"--resume: no {self.last_path} yet, starting from scratch")
+            self.log(f"resume: no {self.last_path} yet, starting from scratch")
             return
         ckpt = read_checkpoint(self.last_path)
         if ckpt.get("identities") != list(self.folder.identities):
@@ -594,7 +467,7 @@ class Trainer:
             self.criterion.load_state_dict(ckpt.get("criterion", {}))
         except (ValueError, RuntimeError, KeyError):
             raise CheckpointError(f"{self.last_path} was written by another recipe (loss, neck or optimiser "
-                                  "differ); train afresh without --resume") from None
+                                  "differ); train afresh with resume=False", fields=("resume",)) from None
         if "scaler" in ckpt:
             self.scaler.load_state_dict(ckpt["scaler"])
         torch.set_rng_state(ckpt["torch_rng"])
@@ -605,24 +478,3 @@ class Trainer:
         self.steps_done = int(ckpt.get("steps_done", self.start_epoch * self.steps_per_epoch))
         self.elapsed = float(ckpt.get("elapsed", 0.0))
         self.log(f"resumed from {self.last_path} after epoch {self.start_epoch}")
-
-
-def train(
-    cfg: TrainConfig,
-    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
-    log: Callable[[str], None] = print,
-    on_step_end: Callable[[dict[str, Any]], None] | None = None,
-) -> TrainResult:
-    """Train an embedder as ``cfg`` says; returns paths and the per-epoch history.
-
-    ``on_epoch_end(entry)`` gets each epoch's history entry, ``on_step_end(stats)`` each step's
-    loss / active_fraction / pos_dist / neg_dist / spread (for live plots).
-
-    Under ``torchrun`` it joins the process group, trains data-parallel and leaves the group at the end.
-    """
-    joined = distributed.current().enabled
-    try:
-        return Trainer(cfg, log=log).fit(on_epoch_end, on_step_end)
-    finally:
-        if not joined:
-            distributed.destroy_process_group()

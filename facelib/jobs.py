@@ -1,0 +1,67 @@
+"""The jobs that cross stages: :func:`train` (a :class:`~facelib.training.trainer.Trainer` wired to
+evaluation's :class:`~facelib.evaluation.validation.Validation`, so training never imports evaluation) and
+:func:`demo` (synthetic data -> train -> test). The test job itself is :func:`facelib.evaluation.report.run_test`."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from facelib.config import DEFAULT_CHECKPOINT, EvalConfig, TrainConfig, get_profile
+from facelib.training import distributed
+from facelib.training.trainer import Trainer, TrainResult
+
+
+def train(
+    cfg: TrainConfig,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    log: Callable[[str], None] = print,
+    on_step_end: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train an embedder as ``cfg`` says; returns paths and the per-epoch history.
+
+    ``on_epoch_end(entry)`` gets each epoch's history entry, ``on_step_end(stats)`` each step's
+    loss / active_fraction / pos_dist / neg_dist / spread (for live plots). With ``cfg.val_data`` every
+    epoch is scored on it and the best epoch kept.
+
+    Under ``torchrun`` it joins the process group, trains data-parallel and leaves the group at the end.
+    """
+    from facelib.evaluation.validation import Validation
+
+    validator = Validation(cfg.val_data, workers=cfg.workers, amp=cfg.amp) if cfg.val_data else None
+    joined = distributed.current().enabled
+    try:
+        return Trainer(cfg, log=log, validator=validator).fit(on_epoch_end, on_step_end)
+    finally:
+        if not joined:
+            distributed.destroy_process_group()
+
+
+def demo(out: str | os.PathLike = "facelib-demo", *, epochs: int | None = None, steps: int | None = None,
+         backbone: str = "resnet18", workers: int = 2, device: str = "auto", seed: int = 0,
+         log: Callable[[str], None] = print) -> Path:
+    """Synthetic data -> a short training run with the smoke profile's recipe -> evaluation, under ``out``
+    (``epochs`` and ``steps`` per epoch: the smoke profile's unless given). Returns ``out``."""
+    from facelib.data.synthetic import make_dataset
+    from facelib.evaluation.report import run_test
+
+    out = Path(out)
+    t0 = time.perf_counter()
+    data = out / "data"
+    smoke = get_profile("smoke")
+    info = make_dataset(data, seed=seed, **smoke.synth)
+    log(("reused" if info.get("reused") else "made") + f" synthetic data in {data}")
+    cfg = smoke.train.replace(
+        data=str(data / "train"), val_data=str(data / "val"), out=str(out / DEFAULT_CHECKPOINT), workers=workers,
+        seed=seed, device=device, backbone=backbone,
+        **{k: v for k, v in dict(epochs=epochs, steps_per_epoch=steps).items() if v is not None},
+    )
+    train(cfg, log=log)
+    run_test(EvalConfig(data=str(data / "val"), train_data=str(data / "train"), checkpoint=cfg.out,
+                        out=str(out), device=device, workers=workers), print_report=False, log=log)
+    log(f"\ndemo finished in {time.perf_counter() - t0:.0f} s. Files:")
+    for name in (DEFAULT_CHECKPOINT, "history.json", "metrics.json", "confusion_matrix.png"):
+        log(f"  {out / name}")
+    return out

@@ -1,0 +1,47 @@
+"""Where and how tensors run: the device, the autocast precision and the memory format.
+
+Shared by training, embedding and the notebooks; no stage of its own (torch only).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from facelib.errors import FacelibError
+
+PRECISION_LABELS: dict[torch.dtype | None, str] = {
+    None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; a clear error if CUDA is asked for but absent."""
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FacelibError(f"device={name!r} was asked for but no CUDA GPU is available; use device='cpu' or 'auto'",
+                           fields=("device",))
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    """bf16 on GPUs that support it, else fp16; ``None`` (full fp32) on CPU or with ``amp=False``."""
+    if not amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def precision_label(dtype: torch.dtype | None) -> str:
+    """``fp32``, ``bf16 autocast`` or ``fp16 autocast`` for an :func:`autocast_dtype` result."""
+    return PRECISION_LABELS[dtype]
+
+
+def memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last on CUDA (faster convolutions for image batches [B, 3, S, S]), contiguous elsewhere."""
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+def describe_device(device: torch.device) -> str:
+    """``cuda:0 (NVIDIA H200)`` or ``cpu (CPU)``."""
+    return f"{device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'})"

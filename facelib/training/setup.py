@@ -1,0 +1,192 @@
+"""What the :class:`~facelib.training.trainer.Trainer` is wired from, each a function of the
+:class:`~facelib.config.TrainConfig`: the training folder (with its checks and made distortions), the model's
+placement (device, data-parallel, compile), the loss, the P x K sampler, the batches a step consumes, and
+the log lines that describe them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from facelib.config import TrainConfig
+from facelib.data.folders import DISTORTION_KINDS, FaceFolder, ImageDataset, scan_sources
+from facelib.data.samplers import PKSampler
+from facelib.errors import ConfigError, DataError
+from facelib.training import distributed
+from facelib.training.losses import MarginSoftmaxLoss, TripletLoss
+
+Log = Callable[[str], None]
+
+
+def check_split(p: int, world: int, global_batch: bool, negatives: int = 0) -> None:
+    """P identities (and the extra ``negatives``) per step must split evenly over the processes; a
+    process mining its own share (``global_batch`` False) needs two identities of it for negatives."""
+    if negatives % world:
+        raise ConfigError(f"{negatives} extra negatives per batch cannot be split evenly over "
+                          f"{world} processes: use a multiple of {world}", fields=("negatives",))
+    if p % world:
+        raise ConfigError(f"p={p} identities per batch cannot be split evenly over {world} processes: "
+                          f"use a p that is a multiple of {world}", fields=("p",))
+    if not global_batch and p // world < 2:
+        raise ConfigError(f"with gather=False each process mines its own p/{world}={p // world} identities, "
+                          f"which have no negatives: use p >= {2 * world} or gather=True", fields=("gather", "p"))
+
+
+def check_data_parallel(cfg: TrainConfig, world: int) -> None:
+    """Settings that cannot run over ``world`` processes, found before any process joins the group."""
+    if cfg.sampler != "pk":
+        raise ConfigError("data-parallel training needs the P x K sampler; the original recipe "
+                          "(sampler='triplets') runs in one process", fields=("sampler",))
+    check_split(cfg.p, world, cfg.gather or cfg.loss != "triplet", cfg.negatives)
+
+
+def training_folder(cfg: TrainConfig, log: Log) -> FaceFolder:
+    """Every source of ``cfg.data`` scanned, checked for triplets, with the seven distortions made on the fly
+    for photos without copies (``synth_distortions``)."""
+    folder = scan_sources(cfg.data_folders, include_distortions=cfg.include_distortions)
+    log(folder.report.summary())
+    data_name = " + ".join(cfg.data_folders)
+    if len(folder.identities) < 2:
+        raise DataError(f"{data_name}: training needs at least 2 identities, found {len(folder.identities)}")
+    if np.bincount(folder.labels).max() < 2:  # before any made distortion: real images only
+        raise DataError(f"{data_name}: every identity has a single image, so no triplet has a positive")
+    if cfg.synth_distortions and cfg.include_distortions:
+        folder, bare = folder.with_synthetic_distortions()
+        if bare:
+            log(f"{bare} clean photos have no distortion/ copies: their {len(DISTORTION_KINDS)} distortions "
+                "are made on the fly (synth_distortions)")
+    return folder
+
+
+def normalizes(cfg: TrainConfig) -> bool:
+    """Whether the loss sees L2-normalised embeddings. ArcFace/CosFace and the cosine distance normalise
+    inside the loss (the same values and gradients either way): only a Euclidean triplet loss sees
+    un-normalised embeddings, and the log says so."""
+    return cfg.normalize_embeddings or cfg.loss != "triplet" or cfg.distance == "cosine"
+
+
+def place_model(model: nn.Module, device: torch.device, data_parallel: bool,
+                compile: bool) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]]:
+    """The model on ``device`` (channels-last on CUDA) and the callable a step runs: the model itself, its
+    DistributedDataParallel wrapper, and/or ``torch.compile`` of it."""
+    from facelib.runtime import memory_format
+
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
+    if data_parallel:
+        # BatchNorm over the global batch, as in one process: the BN neck would otherwise standardise
+        # over P/W identities. PyTorch's SyncBatchNorm on CUDA; it does not run on CPU, where
+        # GlobalBatchNorm all-reduces the statistics over gloo.
+        model = (nn.SyncBatchNorm.convert_sync_batchnorm(model) if device.type == "cuda"
+                 else distributed.convert_global_batchnorm(model))
+    model.to(device, memory_format=memory_format(device))
+    forward: Callable[[torch.Tensor], torch.Tensor] = model
+    if data_parallel:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if compile:
+        forward = torch.compile(forward)
+    return model, forward
+
+
+_PLUMBING = ("ToImage", "ToDtype", "Normalize")  # transform steps not worth naming in the log
+
+
+def describe_augmentation(augment: str, transform) -> str:
+    """``augmentation mild: RandomResizedCrop, RandomHorizontalFlip, ColorJitter``."""
+    return f"augmentation {augment}: " + ", ".join(type(t).__name__ for t in transform.transforms
+                                                   if type(t).__name__ not in _PLUMBING)
+
+
+def build_criterion(cfg: TrainConfig, n_classes: int, log: Log) -> nn.Module:
+    """The loss: :class:`TripletLoss` on mined (or given) triplets, or a margin softmax over the
+    ``n_classes`` training identities (its class weights train with the model, never saved)."""
+    if cfg.loss == "triplet":
+        return TripletLoss(margin=cfg.margin, distance=cfg.distance, soft=cfg.soft_margin,
+                           reduction="mean" if cfg.sampler == "triplets" else "mean_active")
+    criterion = MarginSoftmaxLoss(n_classes, cfg.embedding_dim, kind=cfg.loss, margin=cfg.class_margin,
+                                  scale=cfg.class_scale)
+    log(f"{cfg.loss} head: {n_classes} classes x {cfg.embedding_dim}, margin {criterion.margin}, scale "
+        f"{criterion.scale} (training only, not saved in the checkpoint)")
+    return criterion
+
+
+def build_sampler(cfg: TrainConfig, folder: FaceFolder, log: Log) -> PKSampler | None:
+    """The P x K batch sampler of ``sampler="pk"`` (``None`` for the original recipe's random triplets)."""
+    if cfg.sampler != "pk":
+        return None
+    try:
+        sampler = PKSampler(
+            folder.labels, cfg.p, cfg.k, photos=folder.photos, distortions=folder.distortions,
+            clean_fraction=cfg.clean_fraction, min_photos=cfg.min_photos,
+            batches_per_epoch=cfg.steps_per_epoch, negatives=cfg.negatives, seed=cfg.seed,
+        )
+    except ValueError as e:  # e.g. every identity has a single photo (with its distortions)
+        raise DataError(f"{' + '.join(cfg.data_folders)}: {e} (min_photos={cfg.min_photos})") from None
+    skipped = getattr(sampler, "skipped_identities", [])
+    if skipped:
+        log(f"P x K sampler: {len(skipped)} identities with a single image give no positive and are "
+            "not drawn as batch identities")
+    few = sampler.few_photo_identities
+    if few:
+        log(f"P x K sampler: {len(few)} identities with fewer than {cfg.min_photos} photos are not drawn as "
+            f"batch identities (min_photos={cfg.min_photos})")
+    return sampler
+
+
+def describe_pk(cfg: TrainConfig, sampler, normalize: bool, log: Log) -> None:
+    """The log lines of a P x K run: the extra negatives, then batch shape, steps and the recipe."""
+    if cfg.negatives:
+        pool = len(sampler.negative_identities)
+        log(f"P x K sampler: + {sampler.negatives} extra negatives per batch, one image each of an "
+            f"identity that is not a batch identity ({pool} such identities"
+            + (f"; negatives={cfg.negatives} clamped" if sampler.negatives < cfg.negatives else "") + ")")
+    what = (f"miner {cfg.miner}, margin {cfg.margin}, "
+            + ("on L2-normalised embeddings" if normalize else "on un-normalised embeddings / sqrt(dim)")
+            if cfg.loss == "triplet" else f"loss {cfg.loss}")
+    log(f"P x K batches: P={cfg.p} identities x K={cfg.k} images, {len(sampler)} steps per epoch, " + what)
+
+
+def triplet_steps(cfg: TrainConfig, n_triplets: int, per_step: int) -> int:
+    """Steps per epoch of the original recipe: its random triplets ``per_step`` at a time, capped by
+    ``steps_per_epoch``."""
+    steps = max(1, math.ceil(n_triplets / per_step))
+    return min(steps, cfg.steps_per_epoch) if cfg.steps_per_epoch else steps
+
+
+class Batch(NamedTuple):
+    """One training batch: ``images`` [B, 3, S, S], ``labels`` [B], and for the original recipe
+    the given ``triplets`` (a, p, n) index tensors [T] into the batch (``None``: mine them)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    triplets: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+
+def triplet_batch(x: torch.Tensor, y: torch.Tensor) -> Batch:
+    """[T, 3, C, H, W] stacked triplets -> a Batch of 3T images (anchors, positives, negatives) with
+    the triplets (i, T + i, 2T + i)."""
+    t = x.shape[0]
+    idx = torch.arange(t)
+    return Batch(x.transpose(0, 1).reshape(3 * t, *x.shape[2:]), y.T.reshape(-1), (idx, idx + t, idx + 2 * t))
+
+
+class TripletImages(torch.utils.data.Dataset):
+    """The original recipe's dataset: item ``i`` is a stacked (anchor, positive, negative) [3, C, H, W]."""
+
+    def __init__(self, images: ImageDataset, triplets: np.ndarray):
+        self.images, self.triplets = images, triplets
+
+    def __len__(self) -> int:
+        return len(self.triplets)
+
+    def __getitem__(self, i: int):
+        a, p, n = self.triplets[i]
+        x = torch.stack([self.images[int(j)][0] for j in (a, p, n)])
+        return x, torch.as_tensor(self.images.labels[[a, p, n]])
