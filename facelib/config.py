@@ -382,7 +382,7 @@ def get_profile(name: str | None = None) -> Profile:
         # The default recipe (miner, margin, neck, learning rate for a random start) at CPU size: ResNet-18
         # at 64 px, 2 x 120 steps of P 8 x K 4 (half the default batch, for time), 128-d: a minute or two on
         # a 2-core CPU, enough to beat the pixel baseline on unseen synthetic identities
-        # (tests/test_learning.py).
+        # (tests/training/test_learning.py).
         train = TrainConfig(backbone="resnet18", pretrained=False, image_size=64, epochs=2, p=8, k=4,
                             embedding_dim=128, steps_per_epoch=120, workers=0, patience=None, progress=True)
         return Profile("smoke", train, synth=dict(identities=100, photos=5, image_size=64))

@@ -172,3 +172,12 @@ def test_architecture_names_every_module():
                if not (p.name == "__init__.py" and len(p.read_text().splitlines()) <= 3)
                and f"`{_name(p)}`" not in text and f"`{_name(p)}` (" not in text]
     assert not missing, f"docs/ARCHITECTURE.md does not name {missing}"
+
+
+def test_tests_mirror_the_package():
+    """Every stage has a test folder, and each test module of one names a module of that stage."""
+    tests = PKG.parent / "tests"
+    for stage in ("data", "training", "evaluation", "recognition", "notebook"):
+        names = {p.stem for p in (PKG / stage).glob("*.py")}
+        for t in (tests / stage).glob("test_*.py"):
+            assert t.stem.removeprefix("test_") in names | {"learning"}, f"{t} mirrors no module of facelib/{stage}"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facelib.evaluation.embedding_set import EmbeddingSet
-from tests.test_protocols import random_set
+from tests.evaluation.test_protocols import random_set
 
 
 def test_npz_round_trip(tmp_path):

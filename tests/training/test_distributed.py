@@ -37,7 +37,7 @@ from facelib.data.samplers import PKSampler, RankSplitSampler
 from facelib.jobs import train
 from facelib.training.trainer import last_checkpoint_path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CURVE_KEYS = ("loss", "pos_dist", "neg_dist", "spread", "active_fraction")
 TINY = ["--image-size", "32", "--no-pretrained", "--embedding-dim", "16", "--p", "4", "--k", "4", "--workers", "0",
         "--no-progress", "--lr", "1e-3", "--warmup", "0"]

@@ -16,7 +16,7 @@ from tests.conftest import make_folder, write_image
 
 def test_decision_threshold_meets_the_target_far():
     from facelib.evaluation.protocols import verification_protocol
-    from tests.test_protocols import random_set
+    from tests.evaluation.test_protocols import random_set
 
     v = verification_protocol(random_set(n_ids=30, seed=3), fars=(0.1, 0.05))
     t = decision_threshold(v, 0.05)
