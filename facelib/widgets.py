@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
-from facelib.config import GALLERY_MODES, MINERS, PROTOCOLS, EvalConfig, TrainConfig
+from facelib.config import GALLERY_MODES, LOSSES, MINERS, PROTOCOLS, EvalConfig, TrainConfig
 from facelib.errors import ConfigError
 
 __all__ = ["TrainPanel", "EvalPanel", "BACKBONES"]
@@ -201,7 +201,9 @@ class TrainPanel(_Panel):
     Rules beyond the config's own checks: image size is rounded to a multiple of 16 and
     kept within 32..512 px; P <= ``max_identities``; P x K <= ``max_batch``; ``semi_hard``
     with margin 0 is rejected (no negative can lie strictly inside a zero-width margin
-    band, so it would never pick a triplet); an unknown timm backbone is rejected.
+    band, so it would never pick a triplet); an unknown timm backbone is rejected. ``loss``
+    picks the triplet loss or a margin softmax (arcface, cosface); with the latter the miner and
+    margin do not act, and a note says so.
     """
 
     def __init__(
@@ -231,6 +233,7 @@ class TrainPanel(_Panel):
             "epochs": W.BoundedIntText(value=config.epochs, min=1, max=1000, description="epochs", **c),
             "margin": W.FloatSlider(value=config.margin, min=0.0, max=2.0, step=0.05, readout_format=".2f",
                                     description="margin", continuous_update=False, **c),
+            "loss": W.Dropdown(options=LOSSES, value=config.loss, description="loss", **c),
             "miner": W.Dropdown(options=MINERS, value=config.miner, description="miner", **c),
             "p": W.BoundedIntText(value=config.p, min=2, max=512, description="P (identities/batch)", **c),
             "k": W.BoundedIntText(value=config.k, min=2, max=128, description="K (images/identity)", **c),
@@ -284,8 +287,14 @@ class TrainPanel(_Panel):
         cfg = self.config
         miner = value if name == "miner" else cfg.miner
         margin = value if name == "margin" else cfg.margin
-        if miner == "semi_hard" and margin <= 0:
+        loss = value if name == "loss" else cfg.loss
+        if loss == "triplet" and miner == "semi_hard" and margin <= 0:
             raise Rejected("semi-hard mining needs a margin > 0 (with margin 0 it never finds a triplet)")
+        if name == "loss" and value != "triplet":
+            notes.append(f"{value}: a softmax over the training identities with its own margin and scale "
+                         f"(class_margin, class_scale); miner and margin are not used")
+        elif name in ("miner", "margin") and loss != "triplet":
+            notes.append(f"{name} only acts with the triplet loss; the loss is {loss}")
         if name in ("p", "k"):
             p = value if name == "p" else cfg.p
             k = value if name == "k" else cfg.k

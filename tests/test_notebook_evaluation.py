@@ -34,6 +34,8 @@ def test_split_by_identity_keeps_people_apart():
 def test_cmc_figure():
     fig = nb.cmc_figure({"model": np.array([0.3, 0.5, 0.6]), "pixel": np.array([0.2, 0.3, 0.35])})
     assert "rank-1 0.30" in fig.axes[0].get_legend().get_texts()[0].get_text()
+    ticks = fig.axes[0].get_xticks()
+    assert len(ticks) >= 2 and np.allclose(ticks, np.round(ticks))  # whole ranks only: no tick at 2.5
 
 
 @pytest.mark.slow

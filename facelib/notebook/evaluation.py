@@ -7,6 +7,7 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from facelib.notebook.setup import NotebookSetup, check_pretrained
 from facelib.notebook.tables import Table
@@ -124,6 +125,7 @@ def cmc_figure(curves: Mapping[str, np.ndarray], title: str = "CMC curve") -> Fi
     for name, c in curves.items():
         ax.plot(np.arange(1, len(c) + 1), c, "o-", ms=3, label=f"{name} (rank-1 {c[0]:.2f})")
     ax.set_xlabel("rank k")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # ranks are whole numbers: no tick at 2.5
     ax.set_ylabel("probes matched within rank k")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
