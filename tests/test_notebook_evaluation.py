@@ -70,3 +70,17 @@ def test_cross_photo_scores_hide_the_own_photo_and_match_the_library():
     assert np.all(np.isneginf(scores[s.photos[q][:, None] == s.photos[g][None, :]]))
     top1 = np.mean(s.identities[g][scores.argmax(1)] == s.identities[q])
     assert top1 == pytest.approx(cross_photo_protocol(s, gallery="all").top1)
+
+
+def test_pixel_verification_frames_the_pixels_as_the_model(monkeypatch):
+    """The ROC's pixel curve must see the same face crop as the report's own pixel baselines."""
+    from types import SimpleNamespace
+
+    import facelib.baselines
+
+    seen = {}
+    monkeypatch.setattr(facelib.baselines, "pixel_baseline", lambda name, probes, **kw: seen.update(kw, name=name))
+    nb.pixel_verification(SimpleNamespace(probes=None, metrics={"model": {"face_crop": 0.55}}), seed=3)
+    assert seen == {"name": "verification", "seed": 3, "face_crop": 0.55}
+    nb.pixel_verification(SimpleNamespace(probes=None, metrics={}))  # a report without the model's framing
+    assert seen["face_crop"] == 1.0

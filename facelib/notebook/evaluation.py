@@ -71,10 +71,12 @@ def classification_table(report, max_identities: int = 12) -> Table:
 
 
 def pixel_verification(report, seed: int = 0):
-    """The verification protocol on pixel embeddings of the same probes (same pairs, same seed)."""
+    """The verification protocol on pixel embeddings of the same probes (same pairs, same seed), framed by the
+    model's face crop as the report's own pixel baselines are."""
     from facelib.baselines import pixel_baseline
 
-    return pixel_baseline("verification", report.probes, seed=seed)
+    crop = report.metrics.get("model", {}).get("face_crop", 1.0)
+    return pixel_baseline("verification", report.probes, seed=seed, face_crop=crop)
 
 
 def split_by_identity(pairs: np.ndarray, identities: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
