@@ -265,8 +265,9 @@ class TrainConfig:
              ("loss", "sampler")),
             (self.init is None or self.weights is None,
              "give init (a facelib checkpoint) or weights (backbone weights), not both", ("init", "weights")),
-            # semi-hard negatives lie strictly inside (d_ap, d_ap + margin): none exists with margin 0
-            (self.miner != "semi_hard" or self.margin > 0,
+            # semi-hard negatives lie strictly inside (d_ap, d_ap + margin): none exists with margin 0 (the
+            # miner and the margin act only with the triplet loss)
+            (self.loss != "triplet" or self.miner != "semi_hard" or self.margin > 0,
              "semi-hard mining needs a margin > 0 (with margin 0 it never finds a triplet)", ("miner", "margin")),
         ]
         for ok, message, names in checks:

@@ -19,6 +19,7 @@ from nbclient import NotebookClient
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MAX_TOTAL_BYTES = 6_000_000  # all notebooks together, so the repository stays small
+CELL_TIMEOUT_S = 2400  # per cell: training in 03 takes 2-3 minutes on a quiet 2-core CPU, 15+ on a shared one
 
 
 def _clean_text(text: str) -> str:
@@ -50,7 +51,8 @@ def tidy(nb: nbformat.NotebookNode) -> None:
 def refresh(path: Path) -> int:
     """Execute ``path`` in place with the smoke profile; returns the written size in bytes."""
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, kernel_name="python3", timeout=900, resources={"metadata": {"path": str(HERE)}}).execute()
+    NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S,
+                   resources={"metadata": {"path": str(HERE)}}).execute()
     tidy(nb)
     nbformat.write(nb, path)
     return path.stat().st_size

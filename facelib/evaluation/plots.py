@@ -161,7 +161,10 @@ def roc_figure(
         fpr, tpr, _ = roc_curve(y, s)
         m = verification_metrics(s, y, fars=())
         ax.plot(np.maximum(fpr, 1e-5), tpr, label=f"{name}: AUC {roc_auc_score(y, s):.3f}, EER {m['eer']:.3f}")
-    ax.plot([1e-5, 1], [1e-5, 1], ls=":", c="grey", lw=1, label="chance")
+    # chance: a random score accepts impostors and genuine pairs alike, TAR = FAR. On a log FAR axis that is a
+    # curve, so it is drawn through many points (two endpoints would draw a straight chord far above it)
+    chance = np.geomspace(1e-5, 1, 200)
+    ax.plot(chance, chance, ls=":", c="grey", lw=1, label="chance (TAR = FAR)")
     ax.set_xscale("log")
     ax.set_xlim(1e-4 if max(len(_np(v[0])) for v in curves.values()) > 2e4 else 1e-3, 1)
     ax.set_ylim(0, 1.01)
@@ -179,8 +182,11 @@ def score_histogram_figure(
     threshold: float | None = None,
     bins: int = 60,
     out: str | os.PathLike | None = None,
+    threshold_label: str = "threshold",
 ) -> Figure:
-    """Density histograms of genuine and impostor pair scores, with an optional threshold line."""
+    """Density histograms of genuine and impostor pair scores, with an optional threshold line.
+
+    ``threshold_label`` names the line in the legend (which rule chose it, on which pairs)."""
     s = _np(scores).astype(float)
     y = _np(same).astype(bool)
     fig = Figure(figsize=(7, 4), layout="constrained")
@@ -189,7 +195,7 @@ def score_histogram_figure(
     ax.hist(s[~y], bins=edges, density=True, alpha=0.55, color="tab:red", label=f"impostor ({(~y).sum()})")
     ax.hist(s[y], bins=edges, density=True, alpha=0.55, color="tab:green", label=f"genuine ({y.sum()})")
     if threshold is not None:
-        ax.axvline(threshold, color="k", ls="--", lw=1.2, label=f"threshold {threshold:.3f}")
+        ax.axvline(threshold, color="k", ls="--", lw=1.2, label=f"{threshold_label} {threshold:.3f}")
     ax.set_xlabel("cosine similarity")
     ax.set_ylabel("density")
     ax.set_title("pair score distributions")
@@ -263,12 +269,18 @@ def embedding_map_figure(
     if method == "pca":
         from sklearn.decomposition import PCA
 
-        xy = PCA(n_components=2, random_state=seed).fit_transform(e) if len(e) >= 2 else np.zeros((len(e), 2))
+        if len(e) >= 2:
+            pca = PCA(n_components=2, random_state=seed).fit(e)
+            xy, share = pca.transform(e), pca.explained_variance_ratio_
+        else:
+            xy, share = np.zeros((len(e), 2)), np.zeros(2)
+        axis_names = [f"principal component {i + 1} ({share[i]:.0%} of the variance)" for i in range(2)]
     elif method == "tsne":
         from sklearn.manifold import TSNE
 
         perplexity = float(min(30, max(2, (len(e) - 1) / 3)))
         xy = TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(e)
+        axis_names = ["t-SNE 1 (no units: only neighbourhoods count)", "t-SNE 2"]
     else:
         raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
     uniq, code = np.unique(ids, return_inverse=True)
@@ -288,6 +300,8 @@ def embedding_map_figure(
     ax.set_title(f"{method.upper()} of {len(e)} embeddings, {len(uniq)} identities (colour = identity)")
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.set_xlabel(axis_names[0], fontsize=8)
+    ax.set_ylabel(axis_names[1], fontsize=8)
     if len(kinds) > 1:
         leg = ax.legend(title="marker = distortion", fontsize=7, markerscale=1.2)
         for h in leg.legend_handles:
@@ -349,6 +363,11 @@ def retrieval_grid_figure(
 # --------------------------------------------------------------------------- training
 
 
+# y range per panel: rates and top-1 on [0, 1] and distances from 0, so a small change looks small
+# (auto limits stretch two points of 0.21 and 0.26 over the whole panel); None: from 0 to the data
+_HISTORY_LIMITS: dict[str, tuple[float, float] | None] = {
+    "loss": None, "active triplet fraction": (0.0, 1.0), "mean distance": None, "val top-1": (0.0, 1.0),
+}
 _HISTORY_PANELS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
     ("loss", (("loss", "train_loss"), ("val_loss",))),
     ("active triplet fraction", (("active_fraction", "frac_active", "active"),)),
@@ -363,7 +382,9 @@ def history_figure(history: Sequence[Mapping[str, Any]], out: str | os.PathLike 
     ``history`` is a list of per-epoch dicts (as in ``history.json``); missing keys leave
     a panel empty ("no data"). Each curve takes the first present key of its alias list:
     loss|train_loss, val_loss; active_fraction|frac_active|active; pos_dist|mean_pos_dist|d_ap,
-    neg_dist|mean_neg_dist|d_an; val_top1|top1|val_cross_photo_top1|val_acc.
+    neg_dist|mean_neg_dist|d_an; val_top1|top1|val_cross_photo_top1|val_acc. The y axes are fixed
+    (rates and top-1 on [0, 1], the loss and the distances from 0), and every point is labelled
+    with its value, so a run of two or three epochs reads at a glance.
     """
     hist = list(history)
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(hist)]
@@ -377,8 +398,16 @@ def history_figure(history: Sequence[Mapping[str, Any]], out: str | os.PathLike 
                 continue
             pts = [(e, h[key]) for e, h in zip(epochs, hist) if h.get(key) is not None]
             if pts:
-                ax.plot(*zip(*pts), marker="o", ms=3, label=key)
+                line, = ax.plot(*zip(*pts), marker="o", ms=4, label=key)
+                for x, v in pts:
+                    ax.annotate(f"{v:.3f}", (x, v), textcoords="offset points", xytext=(0, 5), ha="center",
+                                fontsize=7, color=line.get_color())
                 drawn = True
+        limits = _HISTORY_LIMITS.get(title)
+        if limits is not None:
+            ax.set_ylim(*limits)
+        elif drawn:
+            ax.set_ylim(0, 1.15 * max(max(ln.get_ydata()) for ln in ax.get_lines()) or 1)
         if drawn:
             if len(ax.get_lines()) > 1:
                 ax.legend(fontsize=8)

@@ -4,7 +4,8 @@ One module per concept: :mod:`~facelib.notebook.setup` (profile, data and run fo
 :mod:`~facelib.notebook.tables` (a printable table), :mod:`~facelib.notebook.dataset` (01: the data
 set), :mod:`~facelib.notebook.toys` (02: toy geometry and the collapse demo),
 :mod:`~facelib.notebook.batches` (02/03: one real P x K batch), :mod:`~facelib.notebook.live`
-(03: live training plot) and :mod:`~facelib.notebook.evaluation` (04). Every public name is
+(03: live training plot), :mod:`~facelib.notebook.evaluation` (04) and
+:mod:`~facelib.notebook.recognition` (05: strangers against a gallery). Every public name is
 re-exported here, so a notebook writes ``from facelib import notebook as nb``.
 """
 
@@ -30,6 +31,7 @@ from facelib.notebook.evaluation import (
     threshold_table,
 )
 from facelib.notebook.live import LivePlot, run_training
+from facelib.notebook.recognition import open_set_figure, stranger_accept_by_size
 from facelib.notebook.setup import (
     NotebookSetup,
     check_pretrained,
@@ -62,4 +64,5 @@ __all__ = [
     "toy_training_figure", "toy_clusters", "toy_embedder", "collapse_run", "collapse_figure", "LivePlot",
     "run_training", "ensure_checkpoint", "protocol_table", "classification_table", "pixel_verification",
     "split_by_identity", "choose_thresholds", "threshold_table", "cmc_figure", "cross_photo_scores",
+    "stranger_accept_by_size", "open_set_figure",
 ]

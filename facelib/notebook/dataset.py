@@ -55,26 +55,32 @@ def split_table(folders: Mapping[str, FaceFolder]) -> Table:
 
 
 def photos_per_identity_figure(folders: Mapping[str, FaceFolder]) -> Figure:
-    """Histogram of clean photos per identity for each split (log count axis shows the long tail)."""
+    """Histogram of clean photos per identity for each split (log count axis shows the long tail).
+
+    Every panel gets the same axis scales (log counts as soon as one split has more than 50
+    identities), so the splits can be compared by eye."""
+    per_split = {name: Counter(s.identity for s in f.samples if s.is_clean) for name, f in folders.items()}
+    log_y = any(len(per) > 50 for per in per_split.values())
+    log_x = any(max(per.values(), default=0) > 40 for per in per_split.values())
     fig = Figure(figsize=(5.2 * len(folders), 3.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(folders)))
-    for ax, (name, f) in zip(axes, folders.items()):
-        per = Counter(s.identity for s in f.samples if s.is_clean)
+    for ax, (name, per) in zip(axes, per_split.items()):
         counts = np.array(sorted(per.values()))
         if len(counts) == 0:
             ax.text(0.5, 0.5, "no clean images", ha="center", transform=ax.transAxes)
             continue
         hi = int(counts.max())
-        bins = np.arange(0.5, hi + 1.5) if hi <= 40 else np.unique(np.geomspace(1, hi + 1, 30).round()) - 0.5
+        bins = np.arange(0.5, hi + 1.5) if not log_x else np.unique(np.geomspace(1, hi + 1, 30).round()) - 0.5
         ax.hist(counts, bins=bins, color="tab:blue", alpha=0.8)
-        if hi > 40:
+        if log_x:
             ax.set_xscale("log")
-        ax.set_yscale("log" if len(counts) > 50 else "linear")
+        if log_y:
+            ax.set_yscale("log")
         top = max(per, key=per.get)
         ax.set_title(f"{name}: {len(counts)} identities\nmedian {int(np.median(counts))}, max {hi} ({top[:20]})",
                      fontsize=9)
         ax.set_xlabel("clean photos per identity")
-        ax.set_ylabel("identities")
+        ax.set_ylabel("identities (log scale)" if log_y else "identities")
         ax.grid(alpha=0.3)
     return fig
 

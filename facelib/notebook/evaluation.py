@@ -7,6 +7,7 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from facelib.notebook.setup import NotebookSetup, check_pretrained
 from facelib.notebook.tables import Table
@@ -70,10 +71,12 @@ def classification_table(report, max_identities: int = 12) -> Table:
 
 
 def pixel_verification(report, seed: int = 0):
-    """The verification protocol on pixel embeddings of the same probes (same pairs, same seed)."""
+    """The verification protocol on pixel embeddings of the same probes (same pairs, same seed), framed by the
+    model's face crop as the report's own pixel baselines are."""
     from facelib.evaluation.baselines import pixel_baseline
 
-    return pixel_baseline("verification", report.probes, seed=seed)
+    crop = report.metrics.get("model", {}).get("face_crop", 1.0)
+    return pixel_baseline("verification", report.probes, seed=seed, face_crop=crop)
 
 
 def split_by_identity(pairs: np.ndarray, identities: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -124,6 +127,7 @@ def cmc_figure(curves: Mapping[str, np.ndarray], title: str = "CMC curve") -> Fi
     for name, c in curves.items():
         ax.plot(np.arange(1, len(c) + 1), c, "o-", ms=3, label=f"{name} (rank-1 {c[0]:.2f})")
     ax.set_xlabel("rank k")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # ranks are whole numbers: no tick at 2.5
     ax.set_ylabel("probes matched within rank k")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)

@@ -198,10 +198,11 @@ class TrainPanel(_Panel):
         max_batch: largest P x K batch accepted; the value just changed is clamped to fit.
         gpu: whether a GPU is present (AMP only acts on a GPU); detected when ``None``.
 
-    Every rule of :meth:`TrainConfig.validate` applies (``semi_hard`` with margin 0 and an unknown timm
-    backbone are rejected there). The panel's own limits, for its sliders and this machine: image size is
-    rounded to a multiple of 16 (the slider's step, not a config rule) and kept within 32..512 px;
-    P <= ``max_identities``; P x K <= ``max_batch``.
+    Every rule of :meth:`TrainConfig.validate` applies (``semi_hard`` with margin 0 under the triplet loss and
+    an unknown timm backbone are rejected there). The panel's own limits, for its sliders and this machine:
+    image size is rounded to a multiple of 16 (the slider's step, not a config rule) and kept within 32..512 px;
+    P <= ``max_identities``; P x K <= ``max_batch``. ``loss`` picks the triplet loss or a margin softmax
+    (arcface, cosface); with the latter the miner and margin do not act, and a note says so.
     """
 
     def __init__(
@@ -231,6 +232,7 @@ class TrainPanel(_Panel):
             "epochs": W.BoundedIntText(value=config.epochs, min=1, max=1000, description="epochs", **c),
             "margin": W.FloatSlider(value=config.margin, min=0.0, max=2.0, step=0.05, readout_format=".2f",
                                     description="margin", continuous_update=False, **c),
+            "loss": W.Dropdown(options=choices(TrainConfig, "loss"), value=config.loss, description="loss", **c),
             "miner": W.Dropdown(options=choices(TrainConfig, "miner"), value=config.miner, description="miner", **c),
             "p": W.BoundedIntText(value=config.p, min=2, max=512, description="P (identities/batch)", **c),
             "k": W.BoundedIntText(value=config.k, min=2, max=128, description="K (images/identity)", **c),
@@ -275,6 +277,12 @@ class TrainPanel(_Panel):
 
     def _combos(self, name: str, value: Any, notes: list[str]) -> dict[str, Any]:
         cfg = self.config
+        loss = value if name == "loss" else cfg.loss
+        if name == "loss" and value != "triplet":
+            notes.append(f"{value}: a softmax over the training identities with its own margin and scale "
+                         f"(class_margin, class_scale); miner and margin are not used")
+        elif name in ("miner", "margin") and loss != "triplet":
+            notes.append(f"{name} only acts with the triplet loss; the loss is {loss}")
         if name in ("p", "k"):
             p = value if name == "p" else cfg.p
             k = value if name == "k" else cfg.k

@@ -45,8 +45,30 @@ def test_roc_and_histogram(tmp_path):
     assert _png_ok(tmp_path / "roc.png")
     fig = plots.roc_figure({"model": (scores, same), "pixel": (rng.normal(size=400), same)})
     assert len(fig.axes[0].get_lines()) == 3
-    fig = plots.score_histogram_figure(scores, same, threshold=1.0, out=tmp_path / "hist.png")
+    fig = plots.score_histogram_figure(scores, same, threshold=1.0, out=tmp_path / "hist.png",
+                                       threshold_label="equal error rate, chosen on half A")
     assert len(fig.axes) == 1 and _png_ok(tmp_path / "hist.png")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "equal error rate, chosen on half A 1.000" in labels
+
+
+def test_roc_chance_is_tar_equal_far_along_the_log_axis():
+    """Chance (a random score) accepts genuine and impostor pairs alike: TAR = FAR. On a log FAR axis that
+    is a curve; two endpoints would draw a straight chord reading TAR 0.6 at FAR 1e-2."""
+    rng = np.random.default_rng(3)
+    same = rng.random(500) < 0.5
+    fig = plots.roc_figure(rng.normal(size=500) + same, same)
+    ax = fig.axes[0]
+    chance = next(ln for ln in ax.get_lines() if ln.get_label().startswith("chance"))
+    far, tar = np.asarray(chance.get_xdata(), float), np.asarray(chance.get_ydata(), float)
+    assert ax.get_xscale() == "log"
+    assert len(far) >= 50 and np.allclose(tar, far)
+    lo, hi = ax.get_xlim()
+    inside = (far >= lo) & (far <= hi)
+    assert far[inside].min() <= lo * 1.2 and far[inside].max() >= hi / 1.2  # it spans the whole axis
+    assert np.diff(np.log10(far[inside])).max() < 0.1  # no straight stretch longer than 0.1 decade
+    # read off the drawn line as a viewer would: at FAR 1e-2 it shows TAR 1e-2, not 0.6
+    assert np.interp(-2, np.log10(far), tar) == pytest.approx(1e-2, rel=0.05)
 
 
 def test_per_distortion(tmp_path):
@@ -66,6 +88,9 @@ def test_embedding_map(tmp_path, method):
     fig = plots.embedding_map_figure(emb, ids, dist, method=method, max_points=60, out=tmp_path / "map.png")
     assert len(fig.axes) == 1 and len(fig.axes[0].collections) == 3
     assert _png_ok(tmp_path / "map.png")
+    xlabel = fig.axes[0].get_xlabel()
+    assert xlabel.startswith("principal component 1 (") if method == "pca" else xlabel.startswith("t-SNE 1")
+    assert fig.axes[0].get_ylabel()
 
 
 def test_retrieval_grid(tmp_path):
@@ -90,6 +115,10 @@ def test_history(tmp_path):
     fig = plots.history_figure(hist, out=tmp_path / "h.png")
     assert len(fig.axes) == 4 and _png_ok(tmp_path / "h.png")
     assert len(fig.axes[2].get_lines()) == 2
+    # fixed scales: rates and top-1 on [0, 1] (a change of 0.05 must not fill the panel), loss from 0
+    assert fig.axes[1].get_ylim() == (0.0, 1.0) and fig.axes[3].get_ylim() == (0.0, 1.0)
+    assert fig.axes[0].get_ylim()[0] == 0.0 and fig.axes[0].get_ylim()[1] >= 1.0
+    assert "0.400" in [t.get_text() for t in fig.axes[3].texts]  # every point carries its value
     fig = plots.history_figure([{"epoch": 1}])  # every key missing: still a figure
     assert len(fig.axes) == 4
 

@@ -26,3 +26,19 @@ def test_tables_and_dataset_figures(synth_root):
     batch = nb.pk_batch(train, 4, 3)
     assert len(batch) == 12 and len(set(train.labels[batch])) == 4
     assert len(nb.image_grid_figure(train, [batch[:3], batch[3:6]]).axes) == 6
+
+
+def test_photos_per_identity_panels_share_their_scales():
+    """One split with more than 50 identities puts every panel on log counts, not just its own."""
+    from types import SimpleNamespace
+
+    def folder(n_identities, photos):
+        return SimpleNamespace(samples=[SimpleNamespace(identity=f"p{i}", is_clean=True)
+                                        for i in range(n_identities) for _ in range(photos)])
+
+    fig = nb.photos_per_identity_figure({"train": folder(80, 2), "val": folder(5, 3)})
+    assert [ax.get_yscale() for ax in fig.axes] == ["log", "log"]
+    assert [ax.get_xscale() for ax in fig.axes] == ["linear", "linear"]
+    fig = nb.photos_per_identity_figure({"train": folder(20, 2), "val": folder(5, 60)})
+    assert [ax.get_yscale() for ax in fig.axes] == ["linear", "linear"]
+    assert [ax.get_xscale() for ax in fig.axes] == ["log", "log"]

@@ -34,6 +34,8 @@ def test_split_by_identity_keeps_people_apart():
 def test_cmc_figure():
     fig = nb.cmc_figure({"model": np.array([0.3, 0.5, 0.6]), "pixel": np.array([0.2, 0.3, 0.35])})
     assert "rank-1 0.30" in fig.axes[0].get_legend().get_texts()[0].get_text()
+    ticks = fig.axes[0].get_xticks()
+    assert len(ticks) >= 2 and np.allclose(ticks, np.round(ticks))  # whole ranks only: no tick at 2.5
 
 
 @pytest.mark.slow
@@ -68,3 +70,17 @@ def test_cross_photo_scores_hide_the_own_photo_and_match_the_library():
     assert np.all(np.isneginf(scores[s.photos[q][:, None] == s.photos[g][None, :]]))
     top1 = np.mean(s.identities[g][scores.argmax(1)] == s.identities[q])
     assert top1 == pytest.approx(cross_photo_protocol(s, gallery="all").top1)
+
+
+def test_pixel_verification_frames_the_pixels_as_the_model(monkeypatch):
+    """The ROC's pixel curve must see the same face crop as the report's own pixel baselines."""
+    from types import SimpleNamespace
+
+    import facelib.evaluation.baselines
+
+    seen = {}
+    monkeypatch.setattr(facelib.evaluation.baselines, "pixel_baseline", lambda name, probes, **kw: seen.update(kw, name=name))
+    nb.pixel_verification(SimpleNamespace(probes=None, metrics={"model": {"face_crop": 0.55}}), seed=3)
+    assert seen == {"name": "verification", "seed": 3, "face_crop": 0.55}
+    nb.pixel_verification(SimpleNamespace(probes=None, metrics={}))  # a report without the model's framing
+    assert seen["face_crop"] == 1.0

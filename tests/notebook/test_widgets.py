@@ -39,6 +39,21 @@ def test_set_and_refresh_go_both_ways(panel: TrainPanel):
         panel.set(weight_decay=0.1)
 
 
+def test_loss_option_reaches_the_config_and_says_what_stops_acting(panel: TrainPanel):
+    assert panel.controls["loss"].options == ("triplet", "arcface", "cosface")
+    panel.controls["loss"].value = "arcface"
+    assert panel.config.loss == "arcface"
+    assert "miner and margin are not used" in panel.messages[-1]
+    panel.controls["miner"].value = "batch_hard"
+    assert panel.config.miner == "batch_hard" and "the loss is arcface" in panel.messages[-1]
+    panel.controls["margin"].value = 0.0  # semi-hard with margin 0 is only refused for the triplet loss
+    panel.controls["miner"].value = "semi_hard"
+    assert panel.config.miner == "semi_hard"
+    panel.controls["loss"].value = "triplet"  # ... so going back to it with that pair is refused
+    assert panel.config.loss == "arcface" and panel.controls["loss"].value == "arcface"
+    assert "semi-hard mining needs a margin" in panel.messages[-1]
+
+
 def test_p_is_clamped_to_the_identities(panel: TrainPanel):
     panel.controls["p"].value = 40
     assert panel.config.p == 18 and panel.controls["p"].value == 18
