@@ -101,3 +101,10 @@ def test_every_field_is_in_the_registry():
     for cls in (TrainConfig, EvalConfig):
         for f in fields(cls):
             assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help text"
+
+
+def test_semi_hard_margin_rule_holds_for_the_triplet_loss_only():
+    """With a margin softmax the miner and the triplet margin do not act, so margin 0 is allowed there."""
+    assert TrainConfig(loss="arcface", miner="semi_hard", margin=0.0).margin == 0.0
+    with pytest.raises(ConfigError, match="margin > 0"):
+        TrainConfig(loss="triplet", miner="semi_hard", margin=0.0)
