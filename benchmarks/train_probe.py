@@ -1,0 +1,49 @@
+"""Cross-photo top-1 of a checkpoint on a val-shaped subset of its own training people (FACECOM train).
+
+    python benchmarks/train_probe.py CHECKPOINT [--data-root ../shared/data/facecom_task_b]
+
+Next to the same checkpoint's FACECOM val figure it separates "has not learnt faces yet" (both low) from
+"has learnt these faces only" (training people high, new people low; RESULTS 0.7). The subset is
+``recipe_vs_seed.train_probe``: as many multi-photo and single-photo people as val has (seed 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+from recipe_vs_seed import train_probe  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("--data-root", default=common.DEFAULT_DATA_ROOT)
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args(argv)
+
+    from facelib import embed_folder, load_checkpoint, scan_folder
+    from facelib.evaluation.protocols import cross_photo_protocol
+
+    model, spec, _ = load_checkpoint(args.checkpoint)
+    root = Path(args.data_root)
+    out = {}
+    for name, folder in (("val (new people)", scan_folder(root / "val")),
+                         ("train people (val-shaped subset)", train_probe(scan_folder(root / "train"),
+                                                                          scan_folder(root / "val"), seed=0))):
+        r = cross_photo_protocol(embed_folder(model, spec, folder, batch_size=128, workers=args.workers,
+                                              device="cpu"), gallery="all")
+        out[name] = dict(top1=float(r.top1), ci=list(r.top1_interval), n_probes=int(r.n_probes),
+                         identities=int(r.n_probe_identities), per_distortion=r.per_distortion)
+        print(f"{name:34s} top-1 {r.top1:.3f} ({r.top1_interval[0]:.3f}-{r.top1_interval[1]:.3f}), "
+              f"{r.n_probes} probes of {r.n_probe_identities} people", flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=1))
