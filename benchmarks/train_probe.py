@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from recipe_vs_seed import train_probe  # noqa: E402
+from recipe_vs_seed import score, train_probe  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -27,21 +27,20 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args(argv)
 
-    from facelib import embed_folder, load_checkpoint, scan_folder
-    from facelib.evaluation.protocols import cross_photo_protocol
+    from facelib import load_checkpoint, scan_folder
 
     model, spec, _ = load_checkpoint(args.checkpoint)
     root = Path(args.data_root)
+    val = scan_folder(root / "val")
     out = {}
-    for name, folder in (("val (new people)", scan_folder(root / "val")),
-                         ("train people (val-shaped subset)", train_probe(scan_folder(root / "train"),
-                                                                          scan_folder(root / "val"), seed=0))):
-        r = cross_photo_protocol(embed_folder(model, spec, folder, batch_size=128, workers=args.workers,
-                                              device="cpu"), gallery="all")
-        out[name] = dict(top1=float(r.top1), ci=list(r.top1_interval), n_probes=int(r.n_probes),
-                         identities=int(r.n_probe_identities), per_distortion=r.per_distortion)
-        print(f"{name:34s} top-1 {r.top1:.3f} ({r.top1_interval[0]:.3f}-{r.top1_interval[1]:.3f}), "
-              f"{r.n_probes} probes of {r.n_probe_identities} people", flush=True)
+    for name, folder in (("val (new people)", val),
+                         ("train people (val-shaped subset)", train_probe(scan_folder(root / "train"), val, seed=0))):
+        r = score(model, spec, folder, "cpu", args.workers)
+        r.pop("es")
+        out[name] = r
+        lo, hi = r["top1_all_ci"]
+        common.log_err(f"{name:34s} top-1 {r['top1_all']:.3f} ({lo:.3f}-{hi:.3f}), "
+                       f"{r['n_probes']} probes of {r['n_probe_identities']} people")
     return out
 
 
