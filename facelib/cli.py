@@ -23,7 +23,7 @@ TEST_DESCRIPTION = "Evaluate a checkpoint on a FACECOM-layout folder."
 TRAIN_GROUPS: dict[str, tuple[str, ...]] = {
     "data": ("data", "val_data", "include_distortions", "synth_distortions", "face_crop", "restore", "augment",
              "workers"),
-    "model": ("backbone", "pretrained", "weights", "init", "embedding_dim", "image_size", "neck"),
+    "model": ("backbone", "pretrained", "weights", "init", "embedding_dim", "image_size", "neck", "flip_test"),
     "optimisation": ("epochs", "lr", "weight_decay", "batch_size", "steps_per_epoch", "max_seconds", "warmup",
                      "grad_clip", "patience"),
     "loss": ("loss", "class_margin", "class_scale"),
@@ -381,7 +381,7 @@ COMMANDS: tuple[tuple[str, str, str, Callable[[argparse.ArgumentParser], None],
      "'unknown' below the threshold.", add_identify_args, cmd_identify),
     ("export", "export the embedder to ONNX",
      "Write the embedder as ONNX: input float32 [N, 3, S, S] RGB in [0, 1] resized to S x S, normalisation "
-     "inside, output L2-normalised embeddings.", add_export_args, cmd_export),
+     "(and the checkpoint's flip test) inside, output L2-normalised embeddings.", add_export_args, cmd_export),
     ("align", "detect faces and align them into FACECOM's framing (needs facelib[align])",
      "Detect the largest face of every clean photo (dlib), map its eyes and nose onto FACECOM's framing and "
      "write SRC's layout to OUT as JPEG. Distorted copies get their clean photo's transform.",

@@ -179,6 +179,10 @@ class TrainConfig:
     restore: str = setting("none", "restoration front-end before the crop: median = 3x3 median filter (removes "
                            "salt-and-pepper noise); recorded in the checkpoint (default: %(default)s)",
                            choices=RESTORERS)
+    # evaluation embeds the photo and its mirror image and averages them (EmbeddingNet; RESULTS.md 9.7)
+    flip_test: bool = setting(True, "the model embeds a photo and its mirror image and averages them when it "
+                              "evaluates (train mode sees one view); recorded in the checkpoint and applied by every "
+                              "command and the ONNX graph (default: yes)", kind="bool")
     # BatchNorm before the L2 norm: no collapse, and +0.03 top-1 on FACECOM (RESULTS.md 1)
     neck: str = setting("bn", "'bn': BatchNorm1d before the L2 norm (keeps random-init training from collapsing); "
                         "default: {default}", choices=NECKS, cli="if_given")

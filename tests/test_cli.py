@@ -81,6 +81,8 @@ TINY_TRAIN = ["--image-size", "32", "--no-pretrained", "--backbone", "resnet18",
     (["--face-crop", "0.55"], ["input: central 55% of the side, resized to 32 px", "augmentation mild: FaceCrop"]),
     (["--restore", "median"], ["after a median filter", "augmentation mild: Restore, FaceCrop"]),
     (["--restore", "none"], ["input: central 55% of the side, resized"]),
+    (["--flip-test"], ["resized to 32 px; embedding: the photo and its mirror image, averaged"]),
+    (["--no-flip-test"], ["resized to 32 px\n"]),
 ])
 def test_train_flag_values_run(synth_root, tmp_path, capsys, flags, expect):
     out = tmp_path / "m.pth"
@@ -89,6 +91,8 @@ def test_train_flag_values_run(synth_root, tmp_path, capsys, flags, expect):
     for phrase in expect:
         assert phrase in text, phrase
     assert out.is_file()
+    if "--flip-test" in flags or "--no-flip-test" in flags:
+        assert torch.load(out, weights_only=True)["model_spec"]["flip_test"] == ("--flip-test" in flags)
 
 
 @pytest.mark.parametrize("negatives", ["0", "1", "5"])

@@ -4,7 +4,8 @@ The exported graph takes ``images``: float32 [N, 3, S, S], RGB in [0, 1], alread
 S x S. The framing is the caller's job, not the graph's: the checkpoint's restoration filter
 (``spec.restore``) and face crop (the central ``spec.face_crop`` of the shorter side), then the resize;
 :func:`load_inputs` does exactly that. The mean/std normalisation of the checkpoint's spec is inside
-the graph; the batch size is dynamic; the output ``embeddings`` [N, D] has unit L2 rows.
+the graph, and so is the flip test (``spec.flip_test``: the photo and its mirror image, averaged); the batch size
+is dynamic; the output ``embeddings`` [N, D] has unit L2 rows.
 
 Needs the ``[onnx]`` extra (``onnx``, ``onnxscript`` for torch's exporter, ``onnxruntime`` to run it).
 """

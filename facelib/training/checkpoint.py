@@ -104,7 +104,8 @@ def load_checkpoint(
             spec_dict[key] = tuple(spec_dict[key])
     spec = ModelSpec(**spec_dict)
     try:
-        model = EmbeddingNet(spec.backbone, spec.embedding_dim, pretrained=False, neck=spec.neck)
+        model = EmbeddingNet(spec.backbone, spec.embedding_dim, pretrained=False, neck=spec.neck,
+                             flip_test=spec.flip_test)
     except ModelError as e:
         raise CheckpointError(f"{path}: {e}") from None
     state = ckpt.get("model")
@@ -132,10 +133,10 @@ def model_fingerprint(state_dict: dict[str, Any], spec: Any) -> str:
     """
     h = hashlib.sha256()
     pre = {k: getattr(spec, k) for k in ("backbone", "embedding_dim", "image_size", "mean", "std", "interpolation")}
-    # the framing joined the preprocessing later: hashed only where it changes the image, so older
+    # the framing and the flip test joined the preprocessing later: hashed only where they change the embedding, so older
     # checkpoints keep their fingerprints
-    pre.update({k: v for k, v in (("face_crop", getattr(spec, "face_crop", 1.0)),
-                                  ("restore", getattr(spec, "restore", "none"))) if v not in (1.0, "none")})
+    later = {"face_crop": 1.0, "restore": "none", "flip_test": False}  # key -> the value before it existed
+    pre.update({k: getattr(spec, k, before) for k, before in later.items() if getattr(spec, k, before) != before})
     h.update(json.dumps(pre, sort_keys=True, default=list).encode())
     for name in sorted(state_dict):
         t = state_dict[name].detach().cpu().contiguous()

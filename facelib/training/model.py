@@ -36,6 +36,9 @@ class ModelSpec:
     # Applied before the resize (facelib.data.framing). 1.0 / "none" for checkpoints written before they existed.
     face_crop: float = 1.0  # the central fraction of the shorter side kept (FaceCrop)
     restore: str = "none"  # restoration front-end (Restore): none | median
+    # Evaluation embeds the photo and its mirror image and averages them (EmbeddingNet). False for checkpoints
+    # written before it existed, so their figures stay as they were measured.
+    flip_test: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -48,13 +51,19 @@ class EmbeddingNet(nn.Module):
     training starts with embeddings spread over the sphere instead of collapsed to a point, and
     hardest-negative mining has real negatives to push away. At eval time it is a fixed affine map.
 
+    ``flip_test=True``: in eval mode the embedding is the normalised sum of the unit embeddings of the
+    image and of its mirror image (the "flip test" of face recognition evaluations, e.g. ArcFace's LFW
+    protocol): a face and its mirror are the same person, and averaging the two views removes the part of the
+    embedding that depends on which way the head turns. Twice the compute at evaluation; training (train
+    mode) sees one view, mirrored at random by the augmentation.
+
     ``forward``: images [B, 3, H, W] -> embeddings [B, dim] with unit L2 norm; with
     ``normalize=False`` the neck's output before the norm (what a triplet loss on un-normalised
-    embeddings trains on; see ``TrainConfig.normalize_embeddings``).
+    embeddings trains on; see ``TrainConfig.normalize_embeddings``; with the flip test, the mean of both views).
     """
 
     def __init__(self, backbone: str = "resnet50", embedding_dim: int = 512, pretrained: bool = False,
-                 neck: str = "none"):
+                 neck: str = "none", flip_test: bool = False):
         super().__init__()
         if neck not in NECKS:
             raise ModelError(f"unknown neck {neck!r}; choose one of {', '.join(NECKS)}")
@@ -72,10 +81,20 @@ class EmbeddingNet(nn.Module):
         self.head = nn.Linear(self.backbone.num_features, embedding_dim)
         self.neck = nn.BatchNorm1d(embedding_dim) if neck == "bn" else nn.Identity()
         self.embedding_dim = embedding_dim
+        self.flip_test = flip_test
 
     def forward(self, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        z = self.neck(self.head(self.backbone(x)).float())
+        if self.flip_test and not self.training:
+            z, mirror = self._embed(x), self._embed(x.flip(3))
+            if not normalize:
+                return (z + mirror) / 2
+            return F.normalize(F.normalize(z, dim=1) + F.normalize(mirror, dim=1), dim=1)
+        z = self._embed(x)
         return F.normalize(z, dim=1) if normalize else z
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """images [B, 3, H, W] -> the neck's output [B, dim] (float32), one view."""
+        return self.neck(self.head(self.backbone(x)).float())
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -151,15 +170,17 @@ def build_model(
     neck: str = "none",
     face_crop: float = 1.0,
     restore: str = "none",
+    flip_test: bool = False,
 ) -> tuple[EmbeddingNet, ModelSpec]:
     """Build the embedder and say where its backbone weights came from.
 
     Order: a local ``weights`` file if given; else timm hub weights if ``pretrained``
     (from the local cache, or downloaded when the hub is reachable); else random init.
     Raises :class:`ModelError` at once, with the way out, when hub weights cannot be had.
+    ``face_crop``, ``restore`` and ``flip_test`` are recorded in the spec (see :class:`ModelSpec`).
     """
     if weights is not None:
-        model = EmbeddingNet(backbone, embedding_dim, pretrained=False, neck=neck)
+        model = EmbeddingNet(backbone, embedding_dim, pretrained=False, neck=neck, flip_test=flip_test)
         _load_backbone_file(model, Path(weights))
         source = f"file:{weights}"
     elif pretrained:
@@ -170,7 +191,7 @@ def build_model(
                 "start from random weights.", fields=("weights", "pretrained"),
             )
         try:
-            model = EmbeddingNet(backbone, embedding_dim, pretrained=True, neck=neck)
+            model = EmbeddingNet(backbone, embedding_dim, pretrained=True, neck=neck, flip_test=flip_test)
         except ModelError:
             raise
         except Exception as e:  # noqa: BLE001 - hub/network errors come in many types
@@ -181,10 +202,10 @@ def build_model(
             ) from None
         source = "timm-hub"
     else:
-        model = EmbeddingNet(backbone, embedding_dim, pretrained=False, neck=neck)
+        model = EmbeddingNet(backbone, embedding_dim, pretrained=False, neck=neck, flip_test=flip_test)
         source = "random"
     spec = ModelSpec(backbone=backbone, embedding_dim=embedding_dim, image_size=image_size, weights_source=source,
-                     neck=neck, face_crop=face_crop, restore=restore)
+                     neck=neck, face_crop=face_crop, restore=restore, flip_test=flip_test)
     _fill_data_config(model, spec)
     return model, spec
 
@@ -277,4 +298,5 @@ def describe_framing(spec: ModelSpec) -> str:
     """One line: how the model frames a photo before the resize."""
     crop = (f"central {spec.face_crop:.0%} of the side" if spec.face_crop < 1.0 else "the whole frame")
     restore = "" if spec.restore == "none" else f", after a {spec.restore} filter"
-    return f"input: {crop}{restore}, resized to {spec.image_size} px"
+    flip = "; embedding: the photo and its mirror image, averaged" if spec.flip_test else ""
+    return f"input: {crop}{restore}, resized to {spec.image_size} px{flip}"

@@ -130,6 +130,7 @@ class Trainer:
         self.model, self.spec = build_model(
             cfg.backbone, cfg.embedding_dim, pretrained=cfg.pretrained and not cfg.init, weights=cfg.weights,
             image_size=cfg.image_size, neck=cfg.neck, face_crop=cfg.face_crop, restore=cfg.restore,
+            flip_test=cfg.flip_test,
         )
         if cfg.init:
             self._load_init(cfg.init)

@@ -92,6 +92,8 @@ def test_fingerprint_follows_weights_and_preprocessing():
     fp = model_fingerprint(net.state_dict(), spec)
     assert len(fp) == 16 and fp == model_fingerprint(net.state_dict(), spec)
     assert fp != model_fingerprint(net.state_dict(), replace(spec, image_size=32))
+    assert fp != model_fingerprint(net.state_dict(), replace(spec, flip_test=True))
+    assert fp == model_fingerprint(net.state_dict(), replace(spec, flip_test=False))  # the value before it existed
     with torch.no_grad():
         net.weight[0, 0] += 1e-3
     assert fp != model_fingerprint(net.state_dict(), spec)

@@ -34,6 +34,24 @@ def test_unnormalised_output_is_the_neck_before_the_norm(small):
     assert torch.allclose(torch.nn.functional.normalize(z, dim=1), model(x), atol=1e-6)
 
 
+def test_flip_test_averages_the_photo_and_its_mirror(small):
+    model, _ = small
+    flip = EmbeddingNet("resnet18", 16, flip_test=True)
+    flip.load_state_dict(model.state_dict())
+    model.eval(), flip.eval()
+    x = torch.randn(3, 3, 32, 32)
+    mirror = x.flip(3)
+    e = flip(x)
+    assert torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(e, torch.nn.functional.normalize(model(x) + model(mirror), dim=1), atol=1e-5)
+    assert torch.allclose(e, flip(mirror), atol=1e-5)  # a photo and its mirror image: one embedding
+    assert not torch.allclose(model(x), model(mirror), atol=1e-3)  # one view is not mirror-invariant
+    assert torch.allclose(flip(x, normalize=False), (model(x, normalize=False) + model(mirror, normalize=False)) / 2,
+                          atol=1e-5)
+    model.train(), flip.train()  # training sees one view
+    assert torch.allclose(flip(x), model(x), atol=1e-6)
+
+
 def test_resnet50_head_is_2048_to_512():
     net = EmbeddingNet("resnet50", 512)
     assert net.head.in_features == 2048 and net.head.out_features == 512
@@ -207,10 +225,14 @@ def test_framing_round_trips_and_old_checkpoints_see_the_whole_frame(tmp_path):
                               restore="median")
     save_checkpoint(tmp_path / "m.pth", model, spec)
     _, spec2, _ = load_checkpoint(tmp_path / "m.pth")
-    assert (spec2.face_crop, spec2.restore) == (0.6, "median")
-    ckpt = read_checkpoint(tmp_path / "m.pth")  # a checkpoint written before the framing existed
-    for key in ("face_crop", "restore"):
+    assert (spec2.face_crop, spec2.restore, spec2.flip_test) == (0.6, "median", False)
+    model, spec = build_model("resnet18", embedding_dim=8, pretrained=False, image_size=32, flip_test=True)
+    save_checkpoint(tmp_path / "m.pth", model, spec)
+    flip, spec2, _ = load_checkpoint(tmp_path / "m.pth")
+    assert spec2.flip_test and flip.flip_test and not flip.training
+    ckpt = read_checkpoint(tmp_path / "m.pth")  # a checkpoint written before the framing and the flip test existed
+    for key in ("face_crop", "restore", "flip_test"):
         del ckpt["model_spec"][key]
     torch.save(ckpt, tmp_path / "old.pth")
-    _, spec3, _ = load_checkpoint(tmp_path / "old.pth")
-    assert (spec3.face_crop, spec3.restore) == (1.0, "none")
+    old, spec3, _ = load_checkpoint(tmp_path / "old.pth")
+    assert (spec3.face_crop, spec3.restore, spec3.flip_test, old.flip_test) == (1.0, "none", False, False)
