@@ -5,7 +5,8 @@ Left: the default recipe for 30 CPU-minutes on FACECOM's 235 multi-photo trainin
 new people it stays at pixel level. Right: cross-photo top-1 on FACECOM val (all-images gallery)
 of what changes it: the face crop and more training people at equal steps (`out/scale_235.json`,
 `out/scale_4417.json`, RESULTS.md 9.5), the 30-minute run on every source over seeds 0-2, with one view
-and with the flip test (`out/flip_seeds.json`, RESULTS.md 9.7), and the pretrained peer (RESULTS.md 0.5, `out/peer_median.json`), with the smoke profile
+and with the flip test (`out/flip_seeds.json`, RESULTS.md 9.7), and the pretrained peer (RESULTS.md 0.5,
+`out/peer_median.json`), with the smoke profile
 (`out/smoke_facecom.json`) for where a notebook run sits.
 
     python benchmarks/data_lesson_figure.py            # writes notebooks/figures/data_lesson.png

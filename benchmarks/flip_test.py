@@ -47,11 +47,10 @@ def quick_checkpoint() -> tuple[list[str], str]:
     return [str(out)], str(root)
 
 
-def row(name: str, flip: bool, r) -> list:
-    per = {("clean" if k in ("", "clean") else k): v for k, v in r.per_distortion.items()} \
-        if hasattr(r, "per_distortion") else {}
-    lo, hi = r.top1_interval
-    return [name, "yes" if flip else "no", f"{r.top1:.3f}", f"{lo:.3f}-{hi:.3f}"] + [
+def row(name: str, flip: bool, top1: float, interval, per_distortion: dict[str, float]) -> list:
+    per = {("clean" if k in ("", "clean") else k): v for k, v in per_distortion.items()}
+    lo, hi = interval
+    return [name, "yes" if flip else "no", f"{top1:.3f}", f"{lo:.3f}-{hi:.3f}"] + [
         f"{per[k]:.3f}" if k in per else "" for k in KINDS]
 
 
@@ -81,15 +80,15 @@ def main(argv: list[str] | None = None) -> dict:
         for flip in (False, True):
             model.flip_test = flip
             r = score(model, replace(spec, flip_test=flip), val, "cpu", args.workers)
-            es = r.pop("es")
-            result = cross_photo_protocol(es, gallery="all")
-            rows.append(row(path, flip, result))
+            es = r.pop("es")  # score() already ran the cross-photo protocol: its figures are in r
+            rows.append(row(path, flip, r["top1_all"], r["top1_all_ci"], r["per_distortion"]))
             out[f"{path} flip={flip}"] = r
             common.log_err(f"{path} flip {flip}: top-1 {r['top1_all']:.3f}")
     for flip in (False, True):
         embed = (lambda paths: mirrored_pixels(paths, crop)) if flip else None
         result = cross_photo_protocol(pixel_embedding_set(es, face_crop=crop, embed=embed), gallery="all")
-        rows.append(row(f"pixel cosine, central {crop:.0%}", flip, result))
+        rows.append(row(f"pixel cosine, central {crop:.0%}", flip, result.top1, result.top1_interval,
+                        result.per_distortion))
         out[f"pixel flip={flip}"] = {"top1_all": float(result.top1), "top1_all_ci": list(result.top1_interval)}
     common.print_header("The flip test (cross-photo, all-images gallery)", common.machine_info("cpu"),
                         {"data": str(Path(args.data_root) / "val")})
