@@ -23,7 +23,9 @@ from facelib.errors import ConfigError
 MINERS = ("random", "batch_all", "batch_hard", "semi_hard")  # facelib.training.miners.MINER_TABLE
 DISTANCES = ("euclidean", "cosine")  # facelib.training.losses.pairwise_distances
 SAMPLERS = ("pk", "triplets")
-LOSSES = ("triplet", "arcface", "cosface")
+# "none": no metric loss, the distillation term alone (needs a teacher)
+LOSSES = ("triplet", "arcface", "cosface", "none")
+DISTILL_FORMS = ("projection", "similarity")  # facelib.training.distill.DistillLoss
 # Peak AdamW learning rates. Fine-tuning ImageNet weights: a small rate keeps what they know (timm and
 # Bag-of-Tricks use 1e-4 to 3.5e-4). From random initialisation nothing is to be kept, and on a CPU budget
 # 10x faster learning wins (measured: benchmarks/RESULTS.md, section 1).
@@ -189,10 +191,12 @@ class TrainConfig:
     out: str = setting(DEFAULT_CHECKPOINT, "checkpoint path (default: %(default)s)", metavar="FILE")
     device: str = setting("auto", "auto|cpu|cuda (default: %(default)s)", check=_device, rule="device: auto|cpu|cuda")
     seed: int = setting(0, "random seed (default: %(default)s)")
-    workers: int = setting(2, "DataLoader workers (default: %(default)s)")
+    workers: int = setting(2, "DataLoader workers; 0 also runs the teacher pass in this process instead of one "
+                           "process per core (default: %(default)s)")
     sampler: str = setting("pk", "pk (P x K batches) or triplets (original)", choices=SAMPLERS, cli="if_given")
     loss: str = setting("triplet", "triplet (mined in P x K batches), or a margin softmax over the training "
-                        "identities (arcface, cosface; its class weights are dropped from the checkpoint) (default: "
+                        "identities (arcface, cosface; its class weights are dropped from the checkpoint), or none (the "
+                        "distillation term alone, with --teacher) (default: "
                         "%(default)s)", choices=LOSSES)
     # best on synthetic faces and FACECOM from random init (benchmarks/RESULTS.md 1)
     miner: str = setting("batch_all", "triplet miner (default: {default})", choices=MINERS, cli="if_given")
@@ -217,6 +221,20 @@ class TrainConfig:
                                          check=_optional(lambda v: v >= 0), rule="class margin must be >= 0")
     class_scale: float = setting(30.0, "arcface/cosface logit scale (default: %(default)s)", check=_positive,
                                  rule="class scale must be > 0")
+    # a pretrained teacher's embedding of each clean photo, matched by the student (facelib.training.distill)
+    teacher: str | None = setting(
+        None, "distil from a teacher: dlib (its ResNet descriptor; the [align] extra), or a facelib checkpoint (.pth) "
+        "or ONNX embedder (.onnx); its embedding of every clean photo is computed once and cached (default: none)",
+        # which names are registered is checked where the teacher is built (facelib.training.teachers.get_teacher)
+        metavar="NAME|FILE", check=_optional(lambda v: bool(str(v).strip())), rule="teacher must name a teacher")
+    distill_weight: float = setting(1.0, "weight of the distillation term beside the metric loss (default: "
+                                    "%(default)s)", metavar="W", check=lambda v: v >= 0,
+                                    rule="distill weight must be >= 0")
+    distill: str = setting("projection", "distillation form: projection (a linear map to the teacher's size, "
+                           "cosine; training only) or similarity (the batch's similarity matrix, dimension-free) "
+                           "(default: %(default)s)", choices=DISTILL_FORMS)
+    teacher_cache: str | None = setting(None, "folder of the teacher-embedding cache (default: $FACELIB_CACHE or "
+                                        "~/.cache/facelib)", metavar="FOLDER")
     # 0.75 won a FACECOM sweep but lost on synthetic faces and in the CLI check (RESULTS.md 0.6)
     clean_fraction: float = setting(0.5, "share of clean images among each identity's K (default: %(default)s)",
                                     check=lambda v: 0.0 <= v <= 1.0, rule="clean fraction must be within [0, 1]")
@@ -267,6 +285,10 @@ class TrainConfig:
         checks = [
             (self.loss == "triplet" or self.sampler == "pk", "arcface/cosface train on P x K batches (sampler pk)",
              ("loss", "sampler")),
+            (self.loss != "none" or self.teacher is not None,
+             "loss none trains on the distillation term alone: give a teacher", ("loss", "teacher")),
+            (self.teacher is None or self.sampler == "pk", "distillation trains on P x K batches (sampler pk)",
+             ("teacher", "sampler")),
             (self.init is None or self.weights is None,
              "give init (a facelib checkpoint) or weights (backbone weights), not both", ("init", "weights")),
             # semi-hard negatives lie strictly inside (d_ap, d_ap + margin): none exists with margin 0 (the

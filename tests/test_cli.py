@@ -314,3 +314,34 @@ def test_init_fine_tunes_a_checkpoint(synth_root, tiny_checkpoint, tmp_path, cap
     assert main(["train", "--data", str(synth_root / "train"), "--init", str(tiny_checkpoint), "--weights", "w.pth",
                  *flags]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, expect", [
+    (["--loss", "none", "--distill", "similarity", "--distill-weight", "2"],
+     ["loss none; + 2 x distillation from teacher", "(similarity)", "distill "]),
+    (["--loss", "triplet", "--distill", "projection"], ["miner batch_all", "+ 1 x distillation", "(projection)"]),
+])
+def test_teacher_flags_run(synth_root, tiny_checkpoint, tmp_path, capsys, flags, expect):
+    """--teacher FILE (a facelib checkpoint), --teacher-cache, each --distill form, --loss none; the second run
+    takes every teacher row from the cache."""
+    out, cache = tmp_path / "m.pth", tmp_path / "cache"
+    args = ["train", "--data", str(synth_root / "train"), "--out", str(out), *TINY_TRAIN,
+            "--teacher", str(tiny_checkpoint), "--teacher-cache", str(cache), *flags]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    for phrase in expect:
+        assert phrase in text, phrase
+    assert " 0 from the cache" in text and (cache / "teachers").is_dir() and out.is_file()
+    assert main(args) == 0
+    assert " 0 computed" in capsys.readouterr().out
+
+
+def test_teacher_errors_are_one_line(synth_root, tmp_path, capsys):
+    base = ["train", "--data", str(synth_root / "train"), "--out", str(tmp_path / "m.pth"), *TINY_TRAIN]
+    assert main(base + ["--loss", "none"]) == 2
+    assert "give a teacher" in capsys.readouterr().err
+    assert main(base + ["--teacher", "nobody"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown teacher 'nobody'" in err and "--teacher" in err and "Traceback" not in err
+    assert main(base + ["--teacher", str(tmp_path / "gone.onnx")]) == 2
+    assert "teacher file not found" in capsys.readouterr().err

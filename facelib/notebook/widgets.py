@@ -232,7 +232,9 @@ class TrainPanel(_Panel):
             "epochs": W.BoundedIntText(value=config.epochs, min=1, max=1000, description="epochs", **c),
             "margin": W.FloatSlider(value=config.margin, min=0.0, max=2.0, step=0.05, readout_format=".2f",
                                     description="margin", continuous_update=False, **c),
-            "loss": W.Dropdown(options=choices(TrainConfig, "loss"), value=config.loss, description="loss", **c),
+            # "none" trains on a teacher alone, and the panel has no teacher control
+            "loss": W.Dropdown(options=tuple(x for x in choices(TrainConfig, "loss") if x != "none"),
+                               value=config.loss, description="loss", **c),
             "miner": W.Dropdown(options=choices(TrainConfig, "miner"), value=config.miner, description="miner", **c),
             "p": W.BoundedIntText(value=config.p, min=2, max=512, description="P (identities/batch)", **c),
             "k": W.BoundedIntText(value=config.k, min=2, max=128, description="K (images/identity)", **c),

@@ -5,7 +5,9 @@ S x S. The framing is the caller's job, not the graph's: the checkpoint's restor
 (``spec.restore``) and face crop (the central ``spec.face_crop`` of the shorter side), then the resize;
 :func:`load_inputs` does exactly that. The mean/std normalisation of the checkpoint's spec is inside
 the graph, and so is the flip test (``spec.flip_test``: the photo and its mirror image, averaged); the batch size
-is dynamic; the output ``embeddings`` [N, D] has unit L2 rows.
+is dynamic; the output ``embeddings`` [N, D] has unit L2 rows. The contract is written into the model's
+metadata (:func:`preprocessing_contract`): a reader of the file alone (e.g. ``--teacher model.onnx``) frames the
+photos right.
 
 Needs the ``[onnx]`` extra (``onnx``, ``onnxscript`` for torch's exporter, ``onnxruntime`` to run it).
 """
@@ -26,7 +28,8 @@ if TYPE_CHECKING:  # torch loads on first use: `facelib --help` stays fast
 
     from facelib.training.model import EmbeddingNet, ModelSpec
 
-__all__ = ["EXPORT_FORMATS", "normalized_embedder", "export_onnx", "load_inputs", "onnx_embed"]
+__all__ = ["EXPORT_FORMATS", "normalized_embedder", "export_onnx", "preprocessing_contract", "load_inputs",
+           "onnx_embed"]
 
 EXPORT_FORMATS: tuple[str, ...] = ("onnx",)
 
@@ -69,7 +72,27 @@ def export_onnx(model: "EmbeddingNet", spec: "ModelSpec", out: str | os.PathLike
             torch.onnx.export(wrapper, (example,), str(tmp), dynamo=True, opset_version=opset,
                               input_names=["images"], output_names=["embeddings"],
                               dynamic_shapes={"images": {0: batch}}, external_data=False, verbose=False)
+        _write_contract(tmp, spec)
     return Path(out)
+
+
+def preprocessing_contract(spec: "ModelSpec") -> dict[str, str]:
+    """What a caller must do before the graph, as the model's ONNX metadata (strings): the face crop, the
+    restoration filter and the input size (the normalisation and the flip test are inside the graph)."""
+    from facelib import __version__
+
+    return {"facelib_version": str(__version__), "image_size": str(spec.image_size),
+            "face_crop": f"{spec.face_crop:g}", "restore": spec.restore, "flip_test": str(bool(spec.flip_test)),
+            "embedding_dim": str(spec.embedding_dim), "input": "float32 [N, 3, S, S] RGB in [0, 1]"}
+
+
+def _write_contract(path: str | os.PathLike, spec: "ModelSpec") -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    for key, value in preprocessing_contract(spec).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
 
 
 def load_inputs(paths: Sequence[str | os.PathLike], spec: "ModelSpec") -> np.ndarray:

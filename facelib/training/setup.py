@@ -107,6 +107,8 @@ def describe_augmentation(augment: str, transform) -> str:
 def build_criterion(cfg: TrainConfig, n_classes: int, log: Log) -> nn.Module:
     """The loss: :class:`TripletLoss` on mined (or given) triplets, or a margin softmax over the
     ``n_classes`` training identities (its class weights train with the model, never saved)."""
+    if cfg.loss == "none":  # the distillation term alone (TrainConfig.validate: a teacher is set)
+        return nn.Module()
     if cfg.loss == "triplet":
         return TripletLoss(margin=cfg.margin, distance=cfg.distance, soft=cfg.soft_margin,
                            reduction="mean" if cfg.sampler == "triplets" else "mean_active")
@@ -115,6 +117,54 @@ def build_criterion(cfg: TrainConfig, n_classes: int, log: Log) -> nn.Module:
     log(f"{cfg.loss} head: {n_classes} classes x {cfg.embedding_dim}, margin {criterion.margin}, scale "
         f"{criterion.scale} (training only, not saved in the checkpoint)")
     return criterion
+
+
+class TeacherTargets(NamedTuple):
+    """Per training sample, the row of its clean photo's teacher embedding: ``rows`` [N] int64 (-1: none, e.g.
+    an unreadable photo or a distorted copy without its clean photo), ``table`` [M, T] float32 unit rows."""
+
+    rows: torch.Tensor
+    table: torch.Tensor
+
+
+def teacher_targets(cfg: TrainConfig, folder: FaceFolder, log: Log) -> TeacherTargets:
+    """The teacher's embedding of every clean photo of ``folder`` (cached: :func:`teacher_embeddings`), and for
+    each sample, real or made copy, the row of its clean photo."""
+    from facelib.training.teachers import teacher_embeddings
+
+    clean: dict[str, int] = {}
+    paths: list = []
+    for s in folder.samples:
+        if s.is_clean and s.photo not in clean:
+            clean[s.photo] = len(paths)
+            paths.append(s.path)
+    # one process per core for the photos not cached yet; workers=0 keeps everything in this process
+    done = teacher_embeddings(paths, cfg.teacher, cache_root=cfg.teacher_cache, workers=None if cfg.workers else 0,
+                              progress=cfg.progress, log=log)
+    log(done.summary())
+    rows = np.array([clean.get(s.photo, -1) for s in folder.samples], dtype=np.int64)
+    ok = np.asarray(done.ok)
+    rows = np.where((rows >= 0) & ok[np.maximum(rows, 0)], rows, -1)
+    lost = int((rows < 0).sum())
+    if lost:
+        log(f"distillation: {lost} of {len(rows)} training images have no teacher target (their clean photo is "
+            "missing or unreadable): they train on the metric loss alone")
+    if cfg.loss == "none" and lost == len(rows):
+        raise DataError("no training image has a teacher target, and loss none trains on nothing else")
+    return TeacherTargets(torch.from_numpy(rows), torch.from_numpy(np.asarray(done.emb, np.float32)))
+
+
+class Indexed(torch.utils.data.Dataset):
+    """``dataset[i] + (i,)``: the sample index travels with the batch (to look up its teacher target)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        return (*self.dataset[i], i)
 
 
 def build_sampler(cfg: TrainConfig, folder: FaceFolder, log: Log) -> PKSampler | None:
@@ -150,6 +200,8 @@ def describe_pk(cfg: TrainConfig, sampler, normalize: bool, log: Log) -> None:
     what = (f"miner {cfg.miner}, margin {cfg.margin}, "
             + ("on L2-normalised embeddings" if normalize else "on un-normalised embeddings / sqrt(dim)")
             if cfg.loss == "triplet" else f"loss {cfg.loss}")
+    if cfg.teacher:
+        what += f"; + {cfg.distill_weight:g} x distillation from teacher {cfg.teacher} ({cfg.distill})"
     log(f"P x K batches: P={cfg.p} identities x K={cfg.k} images, {len(sampler)} steps per epoch, " + what)
 
 
@@ -161,12 +213,14 @@ def triplet_steps(cfg: TrainConfig, n_triplets: int, per_step: int) -> int:
 
 
 class Batch(NamedTuple):
-    """One training batch: ``images`` [B, 3, S, S], ``labels`` [B], and for the original recipe
-    the given ``triplets`` (a, p, n) index tensors [T] into the batch (``None``: mine them)."""
+    """One training batch: ``images`` [B, 3, S, S], ``labels`` [B], for the original recipe
+    the given ``triplets`` (a, p, n) index tensors [T] into the batch (``None``: mine them), and with a
+    teacher the samples' ``index`` [B] into the training folder."""
 
     images: torch.Tensor
     labels: torch.Tensor
     triplets: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    index: torch.Tensor | None = None
 
 
 def triplet_batch(x: torch.Tensor, y: torch.Tensor) -> Batch:

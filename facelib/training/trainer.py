@@ -32,8 +32,8 @@ from facelib.training.checkpoint import read_checkpoint, save_checkpoint
 from facelib.training.miners import get_miner
 from facelib.training.model import ModelSpec, build_model, build_transform, describe_framing, describe_weights
 from facelib.training.setup import (
-    Batch, TripletImages, build_criterion, build_sampler, check_data_parallel, check_split, describe_augmentation,
-    describe_pk, normalizes, place_model, training_folder, triplet_batch, triplet_steps,
+    Batch, Indexed, TripletImages, build_criterion, build_sampler, check_data_parallel, check_split, describe_augmentation,
+    describe_pk, normalizes, place_model, teacher_targets, training_folder, triplet_batch, triplet_steps,
 )
 
 COLLAPSE_SPREAD = 0.05  # spread below this: the embeddings have (nearly) collapsed to one point
@@ -99,7 +99,7 @@ def warmup_cosine(progress: float, warmup: float, floor: float = 0.01) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * rest))
 
 
-STAT_KEYS = ("loss", "active_fraction", "pos_dist", "neg_dist", "spread", "accuracy")
+STAT_KEYS = ("loss", "active_fraction", "pos_dist", "neg_dist", "spread", "accuracy", "distill", "teacher_cos")
 
 
 class Trainer:
@@ -148,6 +148,14 @@ class Trainer:
         log(describe_augmentation(cfg.augment, transform))
         self.miner = get_miner(cfg.miner)
         self.criterion = build_criterion(cfg, len(self.folder.identities), log).to(self.device)
+        self.distill: nn.Module | None = None
+        if cfg.teacher:
+            from facelib.training.distill import DistillLoss
+
+            targets = teacher_targets(cfg, self.folder, log)
+            self.teacher_rows, self.teacher_table = targets.rows.to(self.device), targets.table.to(self.device)
+            self.distill = DistillLoss(cfg.distill, cfg.embedding_dim, targets.table.shape[1]).to(self.device)
+            self.images = Indexed(self.images)
         self.sampler = build_sampler(cfg, self.folder, log)
         self._pk_loader: torch.utils.data.DataLoader | None = None
         if self.sampler is not None:
@@ -160,7 +168,8 @@ class Trainer:
             self.steps_per_epoch = triplet_steps(cfg, len(self._epoch_triplets(0)), self.triplet_batch)
             log(f"original recipe: random triplets, {self.triplet_batch} per step, 3 forward passes each, "
                 f"{self.steps_per_epoch} steps per epoch, margin {cfg.margin}")
-        params = list(self.model.parameters()) + list(self.criterion.parameters())
+        self.extra_params = list(self.criterion.parameters()) + (list(self.distill.parameters()) if self.distill else [])
+        params = list(self.model.parameters()) + self.extra_params
         self.optimizer = torch.optim.AdamW(params, lr=cfg.base_lr, weight_decay=cfg.weight_decay)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -245,7 +254,7 @@ class Trainer:
                 self._pk_loader = torch.utils.data.DataLoader(
                     self.images, batch_sampler=self.sampler, persistent_workers=cfg.workers > 0,
                     generator=torch.Generator().manual_seed(cfg.seed + self.dist.rank), **common)
-            return (Batch(x, y) for x, y in self._pk_loader)
+            return (Batch(b[0], b[1], None, b[2] if len(b) > 2 else None) for b in self._pk_loader)
         triplets = self._epoch_triplets(epoch)[: self.steps_per_epoch * self.triplet_batch]
         loader = torch.utils.data.DataLoader(
             TripletImages(self.images, triplets), batch_size=self.triplet_batch, shuffle=False,
@@ -299,13 +308,23 @@ class Trainer:
                 a, p, n = self.miner(emb.detach(), y, margin=self.cfg.margin, distance=self.cfg.distance,
                                      **mining)
             loss, stats = self.criterion(emb, a, p, n)
+        elif self.cfg.loss == "none":
+            loss, stats = emb.sum() * 0.0, {}
         else:
             loss, stats = self.criterion(emb, y)
+        if self.distill is not None and batch.index is not None:
+            index = batch.index.to(self.device, non_blocking=True)
+            if self.gather:
+                index = distributed.gather(index)
+            rows = self.teacher_rows[index]
+            term, extra = self.distill(emb, self.teacher_table[rows.clamp_min(0)], rows >= 0)
+            loss = loss + self.cfg.distill_weight * term
+            stats = {**stats, **extra, "distill": term.detach()}
         self.optimizer.zero_grad(set_to_none=True)
         if loss.requires_grad:
             self.scaler.scale(loss).backward()
-            if self.dist.enabled:  # the ArcFace/CosFace class weights live outside the DDP module
-                distributed.average_gradients(self.criterion.parameters())
+            if self.dist.enabled:  # ArcFace/CosFace class weights, the distillation map: outside the DDP module
+                distributed.average_gradients(self.extra_params)
             if self.cfg.grad_clip:
                 self.scaler.unscale_(self.optimizer)
                 nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], self.cfg.grad_clip)
@@ -407,8 +426,10 @@ class Trainer:
         if self.cfg.loss == "triplet":
             line += (f"active {entry.get('active_fraction', nan):.2f}  d+ {entry.get('pos_dist', nan):.3f}  "
                      f"d- {entry.get('neg_dist', nan):.3f}  ")
-        else:
+        elif self.cfg.loss != "none":
             line += f"batch acc {entry.get('accuracy', nan):.2f}  "
+        if "distill" in entry:
+            line += f"distill {entry['distill']:.4f} (teacher cos {entry.get('teacher_cos', nan):.2f})  "
         line += f"spread {entry.get('spread', nan):.3f}  {entry['images_per_sec']:.1f} img/s"
         if "val_top1" in entry:
             line += f"  val top-1 {entry['val_top1']:.3f} ({entry['val_protocol']})"
@@ -443,6 +464,7 @@ class Trainer:
         save_checkpoint(
             self.last_path, self.model, self.spec,
             optimizer=self.optimizer.state_dict(), criterion=self.criterion.state_dict(),
+            distill=self.distill.state_dict() if self.distill is not None else {},
             scaler=self.scaler.state_dict(), torch_rng=torch.get_rng_state(), **state,
         )
         if improved:
@@ -466,6 +488,8 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.criterion.load_state_dict(ckpt.get("criterion", {}))
+            if self.distill is not None:
+                self.distill.load_state_dict(ckpt.get("distill", {}))
         except (ValueError, RuntimeError, KeyError):
             raise CheckpointError(f"{self.last_path} was written by another recipe (loss, neck or optimiser "
                                   "differ); train afresh with resume=False", fields=("resume",)) from None

@@ -1,0 +1,53 @@
+"""The distillation term: the student's embedding of a photo, or of any of its copies (real or made
+distortions), pulled towards the teacher's embedding of the clean photo (:mod:`facelib.training.teachers`).
+
+Two forms, both leaving the student its own embedding size (:data:`facelib.config.DISTILL_FORMS`):
+
+* ``projection``: a linear map student [D] -> teacher [T], trained with the student and dropped from the
+  checkpoint (as ArcFace's class weights are); loss ``1 - cos(W s, t)`` per row (FitNets-style hint, Romero
+  et al. 2015, on the embedding).
+* ``similarity``: dimension-free: the batch's cosine-similarity matrix of the student matched to the
+  teacher's, mean squared error over the off-diagonal pairs (similarity-preserving / relational KD, Tung &
+  Mori 2019, Park et al. 2019).
+
+Rows without a teacher target (an unreadable clean photo, a distorted copy whose clean photo is missing) are
+left out through ``mask``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from facelib.config import DISTILL_FORMS
+
+
+class DistillLoss(nn.Module):
+    """``forward(student [B, D], teacher [B, T], mask [B] bool) -> (loss 0-d, stats)``; ``stats["teacher_cos"]``
+    is the mean cosine between the (projected) student and the teacher (``projection``), or between the two
+    similarity matrices' rows (``similarity``), over the rows kept."""
+
+    def __init__(self, form: str, student_dim: int, teacher_dim: int):
+        super().__init__()
+        if form not in DISTILL_FORMS:
+            raise ValueError(f"distill form must be one of {DISTILL_FORMS}, got {form!r}")
+        self.form = form
+        self.proj = nn.Linear(student_dim, teacher_dim, bias=False) if form == "projection" else None
+
+    def forward(self, student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> tuple[Tensor, dict]:
+        if mask is not None:
+            student, teacher = student[mask], teacher[mask]
+        if student.shape[0] < (2 if self.form == "similarity" else 1):
+            zero = student.sum() * 0.0
+            return zero, {"teacher_cos": zero.detach()}
+        student, teacher = student.float(), F.normalize(teacher.float(), dim=1)
+        if self.proj is not None:
+            cos = F.cosine_similarity(self.proj(student), teacher, dim=1)
+            return (1.0 - cos).mean(), {"teacher_cos": cos.mean().detach()}
+        s = F.normalize(student, dim=1)
+        sim_s, sim_t = s @ s.T, teacher @ teacher.T
+        off = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
+        loss = (sim_s - sim_t).pow(2)[off].mean()
+        agree = F.cosine_similarity(sim_s.masked_fill(~off, 0), sim_t.masked_fill(~off, 0), dim=1).mean()
+        return loss, {"teacher_cos": agree.detach()}

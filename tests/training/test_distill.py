@@ -1,0 +1,144 @@
+"""The distillation term, and training with a teacher (a tiny fixed network stands in for dlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from facelib.config import DISTILL_FORMS, TrainConfig
+from facelib.errors import ConfigError
+from facelib.training import teachers as T
+from facelib.training.distill import DistillLoss
+from facelib.training.trainer import Trainer, last_checkpoint_path
+from tests.training.test_teachers import TinyTeacher
+
+
+def unit(*shape, seed=0):
+    return F.normalize(torch.randn(*shape, generator=torch.Generator().manual_seed(seed)), dim=1)
+
+
+def test_projection_known_answers():
+    t = unit(5, 3)
+    loss = DistillLoss("projection", 3, 3)
+    with torch.no_grad():
+        loss.proj.weight.copy_(torch.eye(3))
+    value, stats = loss(t * 2.0, t)  # same directions: 1 - cos = 0
+    assert value.item() == pytest.approx(0.0, abs=1e-6) and stats["teacher_cos"].item() == pytest.approx(1.0)
+    value, _ = loss(-t, t)  # opposite: 1 - (-1) = 2
+    assert value.item() == pytest.approx(2.0, abs=1e-6)
+
+
+def test_similarity_form_is_dimension_free_and_rotation_invariant():
+    t = unit(6, 4)
+    q, _ = torch.linalg.qr(torch.randn(8, 8, generator=torch.Generator().manual_seed(1)))
+    student = torch.cat([t, torch.zeros(6, 4)], dim=1) @ q  # 8-d, the teacher's geometry rotated
+    value, stats = DistillLoss("similarity", 8, 4)(student, t)
+    assert value.item() == pytest.approx(0.0, abs=1e-6) and stats["teacher_cos"].item() == pytest.approx(1.0)
+    other, _ = DistillLoss("similarity", 8, 4)(unit(6, 8, seed=5), t)
+    assert other.item() > 0.05
+
+
+@pytest.mark.parametrize("form", DISTILL_FORMS)
+def test_masked_rows_do_not_count_and_descent_lowers_the_loss(form):
+    s, t = unit(8, 5, seed=2).requires_grad_(), unit(8, 3, seed=3)
+    mask = torch.tensor([True] * 6 + [False] * 2)
+    loss = DistillLoss(form, 5, 3)
+    a, _ = loss(s, t, mask)
+    b, _ = loss(torch.cat([s[:6], unit(2, 5, seed=9)]), t, mask)  # change only the masked rows
+    assert a.item() == pytest.approx(b.item(), abs=1e-6)
+    x = unit(8, 5, seed=2).requires_grad_()
+    opt = torch.optim.SGD([x, *loss.parameters()], lr=0.5)
+    first = None
+    for _ in range(30):
+        value, _ = loss(x, t, mask)
+        first = value.item() if first is None else first
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+    assert value.item() < 0.5 * first
+
+
+def test_too_few_rows_give_zero_with_a_graph():
+    s = unit(1, 4).requires_grad_()
+    value, _ = DistillLoss("similarity", 4, 3)(s, unit(1, 3))
+    assert value.item() == 0.0 and value.requires_grad
+
+
+def test_config_rules():
+    with pytest.raises(ConfigError, match="give a teacher"):
+        TrainConfig(loss="none")
+    with pytest.raises(ConfigError, match="P x K"):
+        TrainConfig(teacher="dlib", sampler="triplets", miner="random", batch_size=8)
+    with pytest.raises(ConfigError, match="must name a teacher"):
+        TrainConfig(teacher=" ")
+    with pytest.raises(ConfigError):
+        TrainConfig(teacher="dlib", distill="nope")
+    assert TrainConfig(teacher="x.onnx").teacher == "x.onnx"
+
+
+@pytest.fixture
+def tiny_teacher():
+    T.register_teacher("tiny-test")(TinyTeacher)
+    yield "tiny-test"
+    T.TEACHERS.pop("tiny-test", None)
+
+
+def cfg(root: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(data=str(root), epochs=1, image_size=32, backbone="resnet18", pretrained=False, embedding_dim=16,
+                p=4, k=4, steps_per_epoch=2, workers=0, out=str(out), progress=False, lr=1e-3,
+                teacher_cache=str(out.parent / "cache"))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("form", DISTILL_FORMS)
+def test_distillation_alone_pulls_the_student_to_the_teacher(synth_root, tmp_path, tiny_teacher, form):
+    from facelib.data.folders import load_image
+    from facelib.training.model import build_transform
+
+    torch.manual_seed(0)
+    t = Trainer(cfg(synth_root / "train", tmp_path / "m.pth", loss="none", teacher=tiny_teacher, distill=form,
+                    steps_per_epoch=60, lr=3e-3, warmup=0.0, augment="none"), log=lambda s: None)
+    # every training image, distorted copies included, has the target of its clean photo
+    assert (t.teacher_rows >= 0).all()
+    clean_rows = {s.photo: int(r) for s, r in zip(t.folder.samples, t.teacher_rows) if s.is_clean}
+    assert all(int(r) == clean_rows[s.photo] for s, r in zip(t.folder.samples, t.teacher_rows))
+    # the term on a fixed set of 32 clean photos, before and after training
+    idx = [i for i, s in enumerate(t.folder.samples) if s.is_clean][:32]
+    tf = build_transform(t.spec, train=False)
+    x = torch.stack([tf(load_image(t.folder.paths[i])) for i in idx])
+    target = t.teacher_table[t.teacher_rows[idx]]
+
+    def fixed() -> float:
+        t.model.eval()
+        with torch.no_grad():
+            return float(t.distill(t.model(x), target)[0])
+
+    before = fixed()
+    t.fit()
+    after = fixed()
+    assert after < 0.7 * before, (before, after)
+    assert t.history[0]["distill"] > 0 and 0 < t.history[0]["teacher_cos"] <= 1
+
+
+def test_triplet_plus_distillation_checkpoint_drops_the_projection_and_resumes(synth_root, tmp_path, tiny_teacher):
+    lines: list[str] = []
+    c = cfg(synth_root / "train", tmp_path / "m.pth", teacher=tiny_teacher, distill_weight=0.5, epochs=2)
+    Trainer(c, log=lines.append).fit()
+    text = "\n".join(lines)
+    assert "teacher tiny-v1" in text and "computed" in text and "+ 0.5 x distillation" in text
+    best = torch.load(tmp_path / "m.pth", weights_only=True)
+    assert not any("proj" in k for k in best["model"]) and "distill" not in best
+    last = torch.load(last_checkpoint_path(tmp_path / "m.pth"), weights_only=True)
+    assert set(last["distill"]) == {"proj.weight"} and last["distill"]["proj.weight"].shape == (6, 16)
+    # the second run reuses the cache and resumes the projection with the rest
+    lines.clear()
+    r = Trainer(c.replace(epochs=3, resume=True), log=lines.append)
+    assert any(" 0 computed" in line for line in lines)
+    torch.testing.assert_close(r.distill.proj.weight.detach(), last["distill"]["proj.weight"])
+    r.fit()
+    assert len(r.history) == 3 and np.isfinite(r.history[-1]["distill"])
