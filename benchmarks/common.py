@@ -25,13 +25,9 @@ OUT_DIR = Path(__file__).resolve().parent / "out"
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    from facelib.runtime import cpu_name as name
+
+    return name()
 
 
 def loadavg() -> tuple[float, float, float] | None:

@@ -2,8 +2,11 @@
 # One prepared GPU session: the full profile on the full FACECOM, pre-train on every source + fine-tune on
 # FACECOM (ResNet-50, 112 px), throughput, and the notebooks in `full`.
 # Run from the repository root on a CUDA machine where torch, timm and torchvision are installed:
-#     bash benchmarks/gpu_check.sh [OUT_DIR] [DATA_ROOT] [EXTRA_ROOT]
-# Budget: about 8.5 minutes on one H200 (it must fit 9); each step is time-boxed so that one slow step
+#     bash benchmarks/gpu_check.sh [OUT_DIR] [DATA_ROOT] [EXTRA_ROOT] [TEACHER_CACHE]
+# The distilled run (1c) reads dlib's embeddings from TEACHER_CACHE (default .teacher-cache), made here first:
+#     python benchmarks/teacher_pass.py --data DATA/train --data EXTRA/lfw --cache .teacher-cache
+# and carried to the GPU machine (`carry: [".teacher-cache"]`): dlib itself need not be installed there.
+# Budget: about 9 minutes on one H200 (it must fit 10); each step is time-boxed so that one slow step
 # cannot eat the rest. Prints markdown; keeps every log and table in OUT_DIR.
 # Offline machines: pass wheels for nbval/ipywidgets/nbclient in .whl/ (see the device README) or the
 # notebook step is skipped, saying so.
@@ -11,6 +14,7 @@ set -uo pipefail
 OUT=${1:-benchmarks/out/gpu}
 DATA=${2:-../shared/data/facecom_task_b}
 EXTRA=${3:-../shared/data/extra_faces}
+TEACHER_CACHE=${4:-.teacher-cache}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
 PY=${PYTHON:-python3}
@@ -30,7 +34,7 @@ FACELIB="$PY -m facelib"
 #    bf16 autocast, channels_last, 20 epochs on the full FACECOM train, then `facelib test` on val.
 stamp "full-profile training"
 timeout 150 $FACELIB train --data "$DATA/train" --no-pretrained --device cuda --workers 14 --epochs 20 \
-    --max-seconds 120 --out "$OUT/tb_model.pth" --no-progress 2>&1 | tee "$OUT/train_full.log"
+    --max-seconds 90 --out "$OUT/tb_model.pth" --no-progress 2>&1 | tee "$OUT/train_full.log"
 stamp "full-profile training done (rc ${PIPESTATUS[0]})"
 timeout 40 $FACELIB test --data "$DATA/val" --train-data "$DATA/train" --checkpoint "$OUT/tb_model.pth" \
     --out "$OUT/report" --device cuda --workers 14 --quiet-report --gallery all 2>&1 | tee "$OUT/test_full.log"
@@ -43,14 +47,24 @@ SOURCES=(--data "$DATA/train")
 [ -d "$EXTRA/lfw" ] && SOURCES+=(--data "$EXTRA/lfw")
 stamp "pre-training on $(( ${#SOURCES[@]} / 2 )) sources"
 timeout 130 $FACELIB train "${SOURCES[@]}" --no-pretrained --device cuda --workers 14 --image-size 112 \
-    --max-seconds 100 --out "$OUT/pretrain/tb_model.pth" --no-progress 2>&1 | tee "$OUT/pretrain.log"
-timeout 70 $FACELIB train --data "$DATA/train" --init "$OUT/pretrain/tb_model.pth" --device cuda --workers 14 \
-    --image-size 112 --max-seconds 50 --out "$OUT/finetune/tb_model.pth" --no-progress 2>&1 | tee "$OUT/finetune.log"
-for m in pretrain finetune; do
+    --max-seconds 70 --out "$OUT/pretrain/tb_model.pth" --no-progress 2>&1 | tee "$OUT/pretrain.log"
+timeout 60 $FACELIB train --data "$DATA/train" --init "$OUT/pretrain/tb_model.pth" --device cuda --workers 14 \
+    --image-size 112 --max-seconds 40 --out "$OUT/finetune/tb_model.pth" --no-progress 2>&1 | tee "$OUT/finetune.log"
+# 1c. The same sources and time as the pre-training, with dlib as the teacher (its cache carried, see the top)
+MODELS=(pretrain finetune)
+if [ -d "$TEACHER_CACHE/teachers" ]; then
+    timeout 100 $FACELIB train "${SOURCES[@]}" --no-pretrained --device cuda --workers 14 --image-size 112 \
+        --teacher dlib --teacher-cache "$TEACHER_CACHE" --max-seconds 70 --out "$OUT/distilled/tb_model.pth" \
+        --no-progress 2>&1 | tee "$OUT/distilled.log"
+    MODELS+=(distilled)
+else
+    echo "distilled: skipped (no teacher cache at $TEACHER_CACHE)" | tee "$OUT/distilled.log"
+fi
+for m in "${MODELS[@]}"; do
     timeout 40 $FACELIB test --data "$DATA/val" --checkpoint "$OUT/$m/tb_model.pth" --out "$OUT/report_$m" \
         --device cuda --workers 14 --quiet-report --gallery all 2>&1 | tee "$OUT/test_$m.log"
 done
-stamp "pre-train + fine-tune done"
+stamp "pre-train + fine-tune + distilled done"
 
 # 2. Throughput: the full pipeline against model-only steps (goal >= 85%), all four variants.
 timeout 45 $PY benchmarks/train_throughput.py --backbone resnet50 --image-size 224 --batch-size 256 --steps 30 \

@@ -27,7 +27,7 @@ TRAIN_GROUPS: dict[str, tuple[str, ...]] = {
     "optimisation": ("epochs", "lr", "weight_decay", "batch_size", "steps_per_epoch", "max_seconds", "warmup",
                      "grad_clip", "patience"),
     "loss": ("loss", "class_margin", "class_scale"),
-    "teacher": ("teacher", "distill_weight", "distill", "teacher_cache"),
+    "teacher": ("teacher", "distill_weight", "distill", "teacher_cache", "unlabelled", "unlabelled_per_batch"),
     "triplets": ("recipe", "sampler", "miner", "p", "k", "margin", "distance", "soft_margin",
                  "normalize_embeddings", "min_photos", "negatives", "clean_fraction"),
     "run": ("out", "device", "seed", "amp", "compile", "resume", "progress", "gather"),

@@ -235,6 +235,12 @@ class TrainConfig:
                            "(default: %(default)s)", choices=DISTILL_FORMS)
     teacher_cache: str | None = setting(None, "folder of the teacher-embedding cache (default: $FACELIB_CACHE or "
                                         "~/.cache/facelib)", metavar="FOLDER")
+    unlabelled: list[str] | None = setting(
+        None, "a folder of photos without identities (any layout; repeat for several): they teach through the "
+        "teacher alone, each shown clean or with a made distortion as --clean-fraction says (needs --teacher)",
+        kind="append", metavar="FOLDER")
+    unlabelled_per_batch: int = setting(16, "unlabelled photos added to each batch (default: %(default)s)",
+                                        metavar="N", check=lambda v: v >= 1, rule="unlabelled per batch must be >= 1")
     # 0.75 won a FACECOM sweep but lost on synthetic faces and in the CLI check (RESULTS.md 0.6)
     clean_fraction: float = setting(0.5, "share of clean images among each identity's K (default: %(default)s)",
                                     check=lambda v: 0.0 <= v <= 1.0, rule="clean fraction must be within [0, 1]")
@@ -289,6 +295,8 @@ class TrainConfig:
              "loss none trains on the distillation term alone: give a teacher", ("loss", "teacher")),
             (self.teacher is None or self.sampler == "pk", "distillation trains on P x K batches (sampler pk)",
              ("teacher", "sampler")),
+            (not self.unlabelled or self.teacher is not None,
+             "unlabelled photos teach through a teacher alone: give a teacher", ("unlabelled", "teacher")),
             (self.init is None or self.weights is None,
              "give init (a facelib checkpoint) or weights (backbone weights), not both", ("init", "weights")),
             # semi-hard negatives lie strictly inside (d_ap, d_ap + margin): none exists with margin 0 (the

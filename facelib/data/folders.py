@@ -217,6 +217,30 @@ def scan_sources(roots: str | os.PathLike | Sequence[str | os.PathLike], include
     return FaceFolder(Path(roots[0]), samples, sorted({s.identity for s in samples}), report)
 
 
+def scan_images(roots: Sequence[str | os.PathLike], verify: bool = True) -> tuple[list[Path], ScanReport]:
+    """Every image file under ``roots`` (any layout, recursively; hidden files and folders left out), each
+    decoded once when ``verify``: ``(paths, report)`` with the skipped files counted. Photos without identities
+    (``TrainConfig.unlabelled``). :class:`DataError` for a missing folder or one without a usable image."""
+    paths: list[Path] = []
+    report = ScanReport(root=" + ".join(str(r) for r in roots))
+    for root in map(Path, roots):
+        if not root.is_dir():
+            raise DataError(f"unlabelled folder not found: {root}")
+        found = sorted(f for f in root.rglob("*") if f.is_file()
+                       and not any(part.startswith(".") for part in f.relative_to(root).parts))
+        for f in found:
+            why = "not an image" if f.suffix.lower() not in IMAGE_EXTENSIONS else check_image(f) if verify else None
+            if why is None:
+                paths.append(f)
+            else:
+                report.skipped[why] += 1
+                report.skipped_files.append((str(f), why))
+        if not any(p.is_relative_to(root) for p in paths):
+            raise DataError(f"no usable images in unlabelled folder {root}")
+    report.n_clean = len(paths)
+    return paths, report
+
+
 def parse_distorted_name(stem: str) -> tuple[str, str]:
     """Split ``'<photo>_<kind>'`` into ``(photo, kind)``; unknown suffixes are kept as the kind."""
     head, sep, tail = stem.rpartition("_")

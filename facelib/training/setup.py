@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from facelib.config import TrainConfig
-from facelib.data.folders import DISTORTION_KINDS, FaceFolder, ImageDataset, scan_sources
+from facelib.data.folders import DISTORTION_KINDS, FaceFolder, ImageDataset, scan_images, scan_sources
 from facelib.data.samplers import PKSampler
 from facelib.errors import ConfigError, DataError
 from facelib.training import distributed
@@ -42,6 +42,8 @@ def check_data_parallel(cfg: TrainConfig, world: int) -> None:
     if cfg.sampler != "pk":
         raise ConfigError("data-parallel training needs the P x K sampler; the original recipe "
                           "(sampler='triplets') runs in one process", fields=("sampler",))
+    if cfg.unlabelled:
+        raise ConfigError("unlabelled photos train in one process for now", fields=("unlabelled",))
     check_split(cfg.p, world, cfg.gather or cfg.loss != "triplet", cfg.negatives)
 
 
@@ -152,6 +154,40 @@ def teacher_targets(cfg: TrainConfig, folder: FaceFolder, log: Log) -> TeacherTa
     if cfg.loss == "none" and lost == len(rows):
         raise DataError("no training image has a teacher target, and loss none trains on nothing else")
     return TeacherTargets(torch.from_numpy(rows), torch.from_numpy(np.asarray(done.emb, np.float32)))
+
+
+class UnlabelledImages(NamedTuple):
+    """Photos without identities: ``images`` (clean and the seven made copies of each photo; an item's label is
+    its teacher row, offset past the labelled table), ``weights`` [N] to draw them by (``clean_fraction`` for
+    the clean ones, the rest shared by the copies), ``table`` [U, T] their teacher embeddings."""
+
+    images: ImageDataset
+    weights: torch.Tensor
+    table: torch.Tensor
+
+
+def unlabelled_images(cfg: TrainConfig, offset: int, transform, log: Log) -> UnlabelledImages:
+    """``cfg.unlabelled`` scanned (skips counted), through the teacher (cached), as a dataset of clean photos and
+    made distortions whose labels are teacher rows ``offset + j``."""
+    from facelib.training.teachers import teacher_embeddings
+
+    paths, report = scan_images(cfg.unlabelled or [])
+    line = f"unlabelled: {len(paths)} photos in {report.root}"
+    if report.skipped:
+        line += f"; skipped {report.n_skipped} files (" + ", ".join(f"{n} {w}" for w, n in report.skipped.items()) + ")"
+    log(line)
+    done = teacher_embeddings(paths, cfg.teacher, cache_root=cfg.teacher_cache, workers=None if cfg.workers else 0,
+                              progress=cfg.progress, log=log)
+    log(done.summary())
+    kinds = ("",) + DISTORTION_KINDS
+    keep = [j for j in range(len(paths)) if done.ok[j]]
+    if not keep:
+        raise DataError(f"no unlabelled photo in {report.root} could be read by the teacher")
+    items = [(paths[j], offset + j, k) for j in keep for k in kinds]
+    images = ImageDataset([p for p, _, _ in items], [r for _, r, _ in items], transform, [k for _, _, k in items])
+    share = (1.0 - cfg.clean_fraction) / len(DISTORTION_KINDS)
+    weights = torch.tensor([cfg.clean_fraction if k == "" else share for _, _, k in items], dtype=torch.double)
+    return UnlabelledImages(images, weights, torch.from_numpy(np.asarray(done.emb, np.float32)))
 
 
 class Indexed(torch.utils.data.Dataset):

@@ -99,6 +99,10 @@ class DlibTeacher:
     dim = 128
 
     def __init__(self, restore: str = "none"):
+        # dlib loads on the first photo to embed: a run whose photos are all cached needs neither dlib nor time
+        self.restore, self.key, self.dlib = restore, f"dlib-resnet-v1_hog-auto_5pt_centre055_{restore}", None
+
+    def _load(self) -> None:
         from facelib.data.align import AUTO_UPSAMPLE_BELOW, model_file
 
         try:
@@ -107,11 +111,11 @@ class DlibTeacher:
             net = model_file("dlib_face_recognition_resnet_model_v1.dat")
         except (ImportError, FacelibError):
             raise FacelibError(MISSING_DLIB_TEACHER, fields=("teacher",)) from None
-        self.dlib, self.restore, self.upsample_below = dlib, restore, AUTO_UPSAMPLE_BELOW
+        self.upsample_below = AUTO_UPSAMPLE_BELOW
         self.detector = dlib.get_frontal_face_detector()
         self.shape = dlib.shape_predictor(str(shape))
         self.net = dlib.face_recognition_model_v1(str(net))
-        self.key = f"dlib-resnet-v1_hog-auto_5pt_centre055_{restore}"
+        self.dlib = dlib
 
     def box(self, rgb: np.ndarray):
         """The largest detected face's box, or ``None``."""
@@ -122,6 +126,8 @@ class DlibTeacher:
         from facelib.config import DEFAULT_FACE_CROP
         from facelib.data.framing import Restore, face_crop_box
 
+        if self.dlib is None:
+            self._load()
         out = np.zeros((len(images), self.dim), np.float32)
         found = np.zeros(len(images), bool)
         for i, img in enumerate(images):

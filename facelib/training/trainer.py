@@ -34,6 +34,7 @@ from facelib.training.model import ModelSpec, build_model, build_transform, desc
 from facelib.training.setup import (
     Batch, Indexed, TripletImages, build_criterion, build_sampler, check_data_parallel, check_split, describe_augmentation,
     describe_pk, normalizes, place_model, teacher_targets, training_folder, triplet_batch, triplet_steps,
+    unlabelled_images,
 )
 
 COLLAPSE_SPREAD = 0.05  # spread below this: the embeddings have (nearly) collapsed to one point
@@ -152,10 +153,21 @@ class Trainer:
         if cfg.teacher:
             from facelib.training.distill import DistillLoss
 
+            # data-parallel: rank 0 runs the teacher pass (filling the cache), the others then read the cache
+            if self.dist.enabled and not self.dist.is_main:
+                torch.distributed.barrier()
             targets = teacher_targets(cfg, self.folder, log)
+            if self.dist.enabled and self.dist.is_main:
+                torch.distributed.barrier()
             self.teacher_rows, self.teacher_table = targets.rows.to(self.device), targets.table.to(self.device)
             self.distill = DistillLoss(cfg.distill, cfg.embedding_dim, targets.table.shape[1]).to(self.device)
             self.images = Indexed(self.images)
+            self._unlabelled_batches: Iterator | None = None
+            if cfg.unlabelled:
+                more = unlabelled_images(cfg, len(targets.table), transform, log)
+                self.teacher_table = torch.cat([targets.table, more.table]).to(self.device)
+                self.unlabelled = more
+                log(f"unlabelled: + {cfg.unlabelled_per_batch} per batch, through the teacher alone")
         self.sampler = build_sampler(cfg, self.folder, log)
         self._pk_loader: torch.utils.data.DataLoader | None = None
         if self.sampler is not None:
@@ -263,6 +275,23 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- one step
 
+    def _unlabelled_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next ``unlabelled_per_batch`` photos without identities: images [U, 3, S, S], teacher rows [U]."""
+        if self._unlabelled_batches is None:
+            cfg = self.cfg
+            draws = cfg.unlabelled_per_batch * max(1, self.total_steps - self.steps_done)
+            sampler = torch.utils.data.WeightedRandomSampler(
+                self.unlabelled.weights, draws, replacement=True,
+                generator=torch.Generator().manual_seed(cfg.seed + 7919 * self.steps_done))
+            kw: dict[str, Any] = dict(num_workers=cfg.workers, prefetch_factor=4) if cfg.workers else {}
+            self._unlabelled_batches = iter(torch.utils.data.DataLoader(
+                self.unlabelled.images, batch_size=cfg.unlabelled_per_batch, sampler=sampler, **kw))
+        try:
+            return next(self._unlabelled_batches)
+        except StopIteration:  # a run longer than planned (a budget in seconds): draw again
+            self._unlabelled_batches = None
+            return self._unlabelled_batch()
+
     def progress(self) -> float:
         """Fraction of the run done, in [0, 1]: steps over the planned steps, or time over the budget."""
         done = self.steps_done / max(1, self.total_steps)
@@ -284,7 +313,11 @@ class Trainer:
         its own rows."""
         from facelib.training.losses import embedding_spread
 
-        x = batch.images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        images, extra_rows = batch.images, None
+        if self.cfg.unlabelled and batch.index is not None:  # + photos without identities, for the teacher alone
+            more, extra_rows = self._unlabelled_batch()
+            images = torch.cat([images, more])
+        x = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         y = batch.labels.to(self.device, non_blocking=True)
         for g in self.optimizer.param_groups:
             g["lr"] = self.learning_rate()
@@ -294,6 +327,7 @@ class Trainer:
             else:
                 emb = self.forward(x, normalize=self.normalize)
         emb = emb.float()
+        emb, emb_unlabelled = emb[: len(y)], emb[len(y):]
         if not self.normalize:  # a standardised (BN neck) embedding then has unit expected norm, like the sphere
             emb = emb / math.sqrt(emb.shape[1])
         mining: dict[str, Any] = {}
@@ -316,8 +350,12 @@ class Trainer:
             index = batch.index.to(self.device, non_blocking=True)
             if self.gather:
                 index = distributed.gather(index)
-            rows = self.teacher_rows[index]
-            term, extra = self.distill(emb, self.teacher_table[rows.clamp_min(0)], rows >= 0)
+            rows, student = self.teacher_rows[index], emb
+            if extra_rows is not None:
+                rows = torch.cat([rows, extra_rows.to(self.device)])
+                unl = emb_unlabelled if self.normalize else emb_unlabelled / math.sqrt(emb.shape[1])
+                student = torch.cat([emb, unl])
+            term, extra = self.distill(student, self.teacher_table[rows.clamp_min(0)], rows >= 0)
             loss = loss + self.cfg.distill_weight * term
             stats = {**stats, **extra, "distill": term.detach()}
         self.optimizer.zero_grad(set_to_none=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -27,9 +26,7 @@ def test_confusion_small_and_large(tmp_path):
     names = np.array([f"person_{i:03d}" for i in range(300)])
     y = rng.choice(names, 3000)
     p = np.where(rng.random(3000) < 0.6, y, rng.choice(names, 3000))
-    t0 = time.perf_counter()
     fig = plots.confusion_matrix_figure(y, p, max_labels=25, out=tmp_path / "cm_large.png")
-    assert time.perf_counter() - t0 < 15
     assert len(fig.axes) == 3  # full matrix, its colourbar, most-confused sub-matrix
     sub = fig.axes[1]
     assert 0 < len(sub.get_xticklabels()) <= 25 and fig.axes[0].get_xticks().size == 0

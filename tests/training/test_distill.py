@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from facelib.config import DISTILL_FORMS, TrainConfig
-from facelib.errors import ConfigError
+from facelib.errors import ConfigError, DataError
 from facelib.training import teachers as T
 from facelib.training.distill import DistillLoss
 from facelib.training.trainer import Trainer, last_checkpoint_path
@@ -102,7 +102,7 @@ def test_distillation_alone_pulls_the_student_to_the_teacher(synth_root, tmp_pat
 
     torch.manual_seed(0)
     t = Trainer(cfg(synth_root / "train", tmp_path / "m.pth", loss="none", teacher=tiny_teacher, distill=form,
-                    steps_per_epoch=60, lr=3e-3, warmup=0.0, augment="none"), log=lambda s: None)
+                    steps_per_epoch=20, lr=3e-3, warmup=0.0, augment="none"), log=lambda s: None)
     # every training image, distorted copies included, has the target of its clean photo
     assert (t.teacher_rows >= 0).all()
     clean_rows = {s.photo: int(r) for s, r in zip(t.folder.samples, t.teacher_rows) if s.is_clean}
@@ -142,3 +142,40 @@ def test_triplet_plus_distillation_checkpoint_drops_the_projection_and_resumes(s
     torch.testing.assert_close(r.distill.proj.weight.detach(), last["distill"]["proj.weight"])
     r.fit()
     assert len(r.history) == 3 and np.isfinite(r.history[-1]["distill"])
+
+
+def test_unlabelled_photos_teach_through_the_teacher(synth_root, tmp_path, tiny_teacher):
+    """--unlabelled: photos in any layout (a corrupt file and a text file counted and skipped), drawn clean or
+    with a made distortion, U per batch, in the distillation term only."""
+    from tests.conftest import write_image
+
+    loose = tmp_path / "loose"
+    for i in range(5):
+        write_image(loose / ("a" if i % 2 else "b/c") / f"p{i}.png", seed=500 + i)
+    (loose / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    (loose / "notes.txt").write_text("not a photo")
+    lines: list[str] = []
+    c = cfg(synth_root / "train", tmp_path / "m.pth", teacher=tiny_teacher, unlabelled=[str(loose)],
+            unlabelled_per_batch=3, clean_fraction=0.5)
+    t = Trainer(c, log=lines.append)
+    text = "\n".join(lines)
+    assert "unlabelled: 5 photos in" in text and "skipped 2 files" in text
+    assert len(t.unlabelled.images) == 5 * 8 and len(t.teacher_table) == int(t.teacher_rows.max()) + 1 + 5
+    seen: list[torch.Tensor] = []
+    original = t.distill.forward
+
+    def spy(student, teacher, mask):
+        seen.append(teacher.detach().clone())
+        return original(student, teacher, mask)
+
+    t.distill.forward = spy
+    t.fit()
+    # each step's term saw the P x K batch plus 3 unlabelled photos, whose targets are their own teacher rows
+    assert [len(s) for s in seen] == [4 * 4 + 3] * 2
+    own = t.teacher_table[-5:]
+    for s in seen:
+        assert all(bool((row == own).all(1).any()) for row in s[-3:])
+    with pytest.raises(ConfigError, match="give a teacher"):
+        TrainConfig(unlabelled=[str(loose)])
+    with pytest.raises(DataError, match="unlabelled folder not found"):
+        Trainer(c.replace(unlabelled=[str(tmp_path / "nope")]), log=lambda s: None)

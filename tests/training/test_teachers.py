@@ -123,10 +123,11 @@ def test_get_teacher_names_and_files(tmp_path):
         T.get_teacher(str(tmp_path / "missing.pth"))
 
 
-def test_missing_dlib_extra_gives_the_install_line(monkeypatch):
+def test_missing_dlib_extra_gives_the_install_line_when_a_photo_needs_it(monkeypatch, photos, tmp_path):
     monkeypatch.setitem(sys.modules, "dlib", None)  # import dlib -> ImportError
+    teacher = T.get_teacher("dlib")  # nothing loaded yet: a fully cached run needs no dlib
     with pytest.raises(FacelibError, match=r"pip install 'facelib\[align\]'"):
-        T.get_teacher("dlib")
+        T.teacher_embeddings(photos, teacher, cache_root=tmp_path / "c", workers=0, progress=False)
 
 
 def test_checkpoint_teacher_in_worker_processes_matches_the_model(tiny_checkpoint, photos, tmp_path):
@@ -175,3 +176,13 @@ def test_real_dlib_teacher_on_synthetic_faces(tmp_path):
     again = T.get_teacher("dlib").embed([Image.open(paths[0]).convert("RGB")] * 2)[0]
     np.testing.assert_allclose(again[0], again[1], atol=1e-6)
     np.testing.assert_allclose(out.emb[0], again[0], atol=1e-5)
+
+
+def test_a_fully_cached_dlib_run_needs_no_dlib(monkeypatch, photos, tmp_path):
+    monkeypatch.setitem(sys.modules, "dlib", None)
+    teacher = T.get_teacher("dlib")
+    rows = np.eye(len(photos), 128, dtype=np.float32)
+    T.TeacherCache(teacher.key, 128, tmp_path / "c").add([T.file_key(p) for p in photos], rows, [True] * len(photos))
+    out = T.teacher_embeddings(photos, "dlib", cache_root=tmp_path / "c", progress=False)
+    assert out.computed == 0 and out.reused == len(photos)
+    np.testing.assert_array_equal(out.emb, rows)
