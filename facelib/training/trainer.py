@@ -164,7 +164,7 @@ class Trainer:
             self.images = Indexed(self.images)
             self._unlabelled_batches: Iterator | None = None
             if cfg.unlabelled:
-                more = unlabelled_images(cfg, len(targets.table), transform, log)
+                more = unlabelled_images(cfg, len(targets.table), targets.centre, transform, log)
                 self.teacher_table = torch.cat([targets.table, more.table]).to(self.device)
                 self.unlabelled = more
                 log(f"unlabelled: + {cfg.unlabelled_per_batch} per batch, through the teacher alone")

@@ -179,3 +179,27 @@ def test_unlabelled_photos_teach_through_the_teacher(synth_root, tmp_path, tiny_
         TrainConfig(unlabelled=[str(loose)])
     with pytest.raises(DataError, match="unlabelled folder not found"):
         Trainer(c.replace(unlabelled=[str(tmp_path / "nope")]), log=lambda s: None)
+
+
+def test_teacher_rows_are_centred_on_their_mean():
+    """A teacher whose rows share one direction (dlib's: mean pairwise cosine 0.83) is centred: the rows lose the
+    common part, stay unit vectors and keep who is whom (nearest-neighbour identity as before; on dlib's rows
+    of FACECOM train + LFW: 0.939 raw, 0.936 centred, RESULTS 10.2)."""
+    from facelib.training.setup import centred
+
+    g = np.random.default_rng(0)
+    people = g.normal(size=(20, 16))
+    ids = np.repeat(np.arange(20), 10)
+    raw = 6.0 + people[ids] + 0.3 * g.normal(size=(200, 16))  # 20 people in a cone around (1, ..., 1)
+    cone = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    off = ~np.eye(200, dtype=bool)
+    assert (cone @ cone.T)[off].mean() > 0.8
+    out = centred(cone, cone.mean(0))
+    assert np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+    assert abs((out @ out.T)[off].mean()) < 0.05
+
+    def nn_identity(x):
+        s = x @ x.T - 9 * np.eye(200)
+        return (ids[s.argmax(1)] == ids).mean()
+
+    assert nn_identity(out) >= nn_identity(cone) - 0.02 and nn_identity(out) > 0.9

@@ -135,8 +135,6 @@ def _assert_weights_match(a: Path, b: Path, steps: int, lr: float) -> None:
     :data:`ZERO_GRADIENT`: their exact gradient is zero, AdamW steps on rounding noise, and only its bound
     holds (each run moves them by at most about ``steps x lr``, so they differ by at most twice that)."""
     gaps = _weight_gaps(a, b, steps, lr)
-    if os.environ.get("FACELIB_SHOW_GAPS"):
-        print(sorted(gaps.items(), key=lambda kv: -kv[1])[:5])
     for key, gap in gaps.items():
         assert gap <= (2.0 if key in ZERO_GRADIENT else WEIGHT_RTOL), (key, gap)
 
@@ -291,28 +289,33 @@ def test_two_processes_match_one_and_resume(synth_root: Path, tmp_path: Path, mo
     _assert_weights_match(last_checkpoint_path(out), last_checkpoint_path(one), steps=4, lr=1e-3)
 
 
-@pytest.mark.parametrize("broken", ["allreduce", "batchnorm"])
-def test_a_real_divergence_fails_the_check(synth_root: Path, tmp_path: Path, monkeypatch, broken):
-    """The tolerances above catch what they are for: without the gradient all-reduce, or with BatchNorm over
-    each process's share, the 2-process run leaves the 1-process run by far more than the bound."""
+def _two_and_one(synth_root: Path, tmp_path: Path, monkeypatch, settings: dict, broken: str = "") -> tuple[Path, Path]:
+    """One epoch of ``settings`` (TrainConfig fields) without augmentation on 2 processes (``broken``: see ENTRY)
+    and on 1: the two checkpoints' paths."""
     entry, runs, record = tmp_path / "entry.py", tmp_path / "runs", tmp_path / "record"
     entry.write_text(ENTRY)
     record.mkdir()
     out = runs / "ddp" / "m.pth"
-    args = ["train", "--data", str(synth_root / "train"), "--backbone", "resnet18", "--neck", "bn",
-            "--miner", "batch_hard", "--steps-per-epoch", "3", "--epochs", "1", "--out", str(out), *TINY]
-    env = {"NO_AUGMENTATION": "1", "WATCH_DIR": str(runs), "RECORD_DIR": str(record), "BREAK": broken}
-    _ok(_torchrun(args, tmp_path, entry, env))
+    flags = [x for k, v in settings.items() for x in ("--" + k.replace("_", "-"), str(v))]
+    args = ["train", "--data", str(synth_root / "train"), *flags, "--epochs", "1", "--out", str(out), *TINY]
+    _ok(_torchrun(args, tmp_path, entry, {"NO_AUGMENTATION": "1", "WATCH_DIR": str(runs), "RECORD_DIR": str(record),
+                                           "BREAK": broken}))
     from facelib.training import model as model_mod
 
     monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False, **kw: model_mod.build_transform(spec))
     one = tmp_path / "one" / "m.pth"
-    train(_cfg(synth_root / "train", one, backbone="resnet18", neck="bn", miner="batch_hard", steps_per_epoch=3,
-               epochs=1), log=lambda s: None)
+    train(_cfg(synth_root / "train", one, epochs=1, **settings), log=lambda s: None)
+    return out, one
+
+
+@pytest.mark.parametrize("broken", ["allreduce", "batchnorm"])
+def test_a_real_divergence_fails_the_check(synth_root: Path, tmp_path: Path, monkeypatch, broken):
+    """The tolerances above catch what they are for: without the gradient all-reduce, or with BatchNorm over
+    each process's share, the 2-process run leaves the 1-process run by far more than the bound."""
+    out, one = _two_and_one(synth_root, tmp_path, monkeypatch, dict(backbone="resnet18", neck="bn",
+                                                                      miner="batch_hard", steps_per_epoch=3), broken)
     gaps = _weight_gaps(last_checkpoint_path(out), last_checkpoint_path(one), steps=3, lr=1e-3)
     learnt = sorted(v for k, v in gaps.items() if k not in ZERO_GRADIENT)
-    if os.environ.get("FACELIB_SHOW_GAPS"):
-        print(broken, learnt[-1], np.median(learnt))
     assert learnt[-1] > 3 * WEIGHT_RTOL, learnt[-1]
     with pytest.raises(AssertionError):
         _assert_weights_match(last_checkpoint_path(out), last_checkpoint_path(one), steps=3, lr=1e-3)
@@ -323,19 +326,8 @@ def test_a_real_divergence_fails_the_check(synth_root: Path, tmp_path: Path, mon
 def test_arcface_class_weights_stay_in_sync(synth_root: Path, tmp_path: Path, monkeypatch):
     """The ArcFace class weights live outside the DDP module; their gradients are averaged over the ranks,
     so rank 0's weights equal the 1-process run's (same exact setting as above)."""
-    entry, runs, record = tmp_path / "entry.py", tmp_path / "runs", tmp_path / "record"
-    entry.write_text(ENTRY)
-    record.mkdir()
-    out = runs / "ddp" / "m.pth"
-    args = ["train", "--data", str(synth_root / "train"), "--backbone", "test_convnext", "--neck", "none",
-            "--loss", "arcface", "--epochs", "1", "--steps-per-epoch", "2", "--out", str(out), *TINY]
-    _ok(_torchrun(args, tmp_path, entry, {"NO_AUGMENTATION": "1", "WATCH_DIR": str(runs), "RECORD_DIR": str(record)}))
-    from facelib.training import model as model_mod
-
-    monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False, **kw: model_mod.build_transform(spec))
-    one = tmp_path / "one" / "m.pth"
-    train(_cfg(synth_root / "train", one, backbone="test_convnext", neck="none", loss="arcface", epochs=1,
-               steps_per_epoch=2), log=lambda s: None)
+    out, one = _two_and_one(synth_root, tmp_path, monkeypatch, dict(backbone="test_convnext", neck="none",
+                                                                      loss="arcface", steps_per_epoch=2))
     (h2,), (h1,) = _history(out), _history(one)
     np.testing.assert_allclose([h2["loss"], h2["accuracy"]], [h1["loss"], h1["accuracy"]], rtol=1e-5)
     w2, w1 = (torch.load(last_checkpoint_path(p), weights_only=True)["criterion"]["weight"] for p in (out, one))
