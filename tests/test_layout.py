@@ -124,6 +124,8 @@ def test_each_registry_name_is_defined_once_and_the_tables_agree():
     from facelib import cli, config
     from facelib.evaluation import protocols, results
     from facelib.notebook import widgets  # noqa: F401 (imports the choices it offers)
+    import torch
+
     from facelib.training import losses
 
     # each miner name maps to the miner that behaves as that name says: tests/training/test_miners.py
@@ -131,7 +133,7 @@ def test_each_registry_name_is_defined_once_and_the_tables_agree():
     assert set(config.PROTOCOLS) - {"auto"} <= set(config.PROTOCOL_NAMES)
     assert set(config.ENROLL_MODES) <= set(config.GALLERY_MODES)
     for name in config.DISTANCES:  # every distance a miner and the loss accept
-        assert losses.pairwise_distances(__import__("torch").eye(3), name).shape == (3, 3)
+        assert losses.pairwise_distances(torch.eye(3), name).shape == (3, 3)
     parser = cli.build_parser()
     choices = {(cmd, a.dest): tuple(a.choices) for cmd, p in cli.command_parsers(parser).items()
                for a in p._actions if a.choices is not None}

@@ -78,11 +78,13 @@ def export_onnx(model: "EmbeddingNet", spec: "ModelSpec", out: str | os.PathLike
 
 def preprocessing_contract(spec: "ModelSpec") -> dict[str, str]:
     """What a caller must do before the graph, as the model's ONNX metadata (strings): the face crop, the
-    restoration filter and the input size (the normalisation and the flip test are inside the graph)."""
+    restoration filter, the input size and the resize's interpolation (the normalisation and the flip test are
+    inside the graph)."""
     from facelib import __version__
 
     return {"facelib_version": str(__version__), "image_size": str(spec.image_size),
-            "face_crop": f"{spec.face_crop:g}", "restore": spec.restore, "flip_test": str(bool(spec.flip_test)),
+            "face_crop": f"{spec.face_crop:g}", "restore": spec.restore, "interpolation": spec.interpolation,
+            "flip_test": str(bool(spec.flip_test)),
             "embedding_dim": str(spec.embedding_dim), "input": "float32 [N, 3, S, S] RGB in [0, 1]"}
 
 
@@ -100,14 +102,11 @@ def load_inputs(paths: Sequence[str | os.PathLike], spec: "ModelSpec") -> np.nda
     :func:`facelib.training.model.build_transform` does: the exported graph's input (the normalisation it leaves out
     is in the graph)."""
     import torch
-    from torchvision.transforms import v2
 
     from facelib.data.folders import load_image
-    from facelib.training.model import build_transform
+    from facelib.training.model import graph_input_transform
 
-    steps = build_transform(spec, train=False).transforms
-    assert isinstance(steps[-1], v2.Normalize)
-    pre = v2.Compose(steps[:-1])
+    pre = graph_input_transform(spec)
     if len(paths) == 0:
         return np.zeros((0, 3, spec.image_size, spec.image_size), np.float32)
     return torch.stack([pre(load_image(p)) for p in paths]).numpy()

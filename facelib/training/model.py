@@ -282,6 +282,16 @@ def build_transform(spec: ModelSpec, train: bool = False, augment: str = "mild")
     return v2.Compose(framing_steps(spec) + head + tail)
 
 
+def graph_input_transform(spec: ModelSpec):
+    """The evaluation transform without its normalisation: PIL RGB image -> float32 [3, S, S] in [0, 1], framed
+    and resized as :func:`build_transform` does. What an exported graph takes (its normalisation is inside)."""
+    from torchvision.transforms import v2
+
+    steps = build_transform(spec, train=False).transforms
+    assert isinstance(steps[-1], v2.Normalize)
+    return v2.Compose(steps[:-1])
+
+
 def framing_steps(spec: ModelSpec) -> list:
     """The PIL steps before the resize: [Restore] [FaceCrop], each only where it changes the image."""
     from facelib.data.framing import FaceCrop, Restore

@@ -140,21 +140,27 @@ def centred(emb: np.ndarray, centre: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def teacher_targets(cfg: TrainConfig, folder: FaceFolder, log: Log) -> TeacherTargets:
-    """The teacher's embedding of every clean photo of ``folder`` (cached: :func:`teacher_embeddings`), and for
-    each sample, real or made copy, the row of its clean photo."""
+def _teacher_pass(cfg: TrainConfig, paths: list, log: Log):
+    """``cfg.teacher``'s embedding of each file (:func:`facelib.training.teachers.teacher_embeddings`: cached;
+    one process per core for the photos not cached yet, or this process alone with ``workers=0``), logged."""
     from facelib.training.teachers import teacher_embeddings
 
+    done = teacher_embeddings(paths, cfg.teacher, cache_root=cfg.teacher_cache, workers=None if cfg.workers else 0,
+                              progress=cfg.progress, log=log)
+    log(done.summary())
+    return done
+
+
+def teacher_targets(cfg: TrainConfig, folder: FaceFolder, log: Log) -> TeacherTargets:
+    """The teacher's embedding of every clean photo of ``folder`` (cached), and for each sample, real or made
+    copy, the row of its clean photo."""
     clean: dict[str, int] = {}
     paths: list = []
     for s in folder.samples:
         if s.is_clean and s.photo not in clean:
             clean[s.photo] = len(paths)
             paths.append(s.path)
-    # one process per core for the photos not cached yet; workers=0 keeps everything in this process
-    done = teacher_embeddings(paths, cfg.teacher, cache_root=cfg.teacher_cache, workers=None if cfg.workers else 0,
-                              progress=cfg.progress, log=log)
-    log(done.summary())
+    done = _teacher_pass(cfg, paths, log)
     rows = np.array([clean.get(s.photo, -1) for s in folder.samples], dtype=np.int64)
     ok = np.asarray(done.ok)
     rows = np.where((rows >= 0) & ok[np.maximum(rows, 0)], rows, -1)
@@ -183,16 +189,12 @@ def unlabelled_images(cfg: TrainConfig, offset: int, centre: np.ndarray, transfo
     """``cfg.unlabelled`` scanned (skips counted), through the teacher (cached; rows centred on the labelled
     photos' ``centre``), as a dataset of clean photos and made distortions whose labels are teacher rows
     ``offset + j``."""
-    from facelib.training.teachers import teacher_embeddings
-
     paths, report = scan_images(cfg.unlabelled or [])
     line = f"unlabelled: {len(paths)} photos in {report.root}"
     if report.skipped:
         line += f"; skipped {report.n_skipped} files (" + ", ".join(f"{n} {w}" for w, n in report.skipped.items()) + ")"
     log(line)
-    done = teacher_embeddings(paths, cfg.teacher, cache_root=cfg.teacher_cache, workers=None if cfg.workers else 0,
-                              progress=cfg.progress, log=log)
-    log(done.summary())
+    done = _teacher_pass(cfg, paths, log)
     kinds = ("",) + DISTORTION_KINDS
     keep = [j for j in range(len(paths)) if done.ok[j]]
     if not keep:

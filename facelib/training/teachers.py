@@ -169,9 +169,10 @@ class CheckpointTeacher:
 
 class OnnxTeacher:
     """An ONNX embedder as the teacher, with the contract of ``facelib export``: input [N, 3, S, S] RGB in
-    [0, 1], output [N, D]; S from the input's shape, the face crop and restoration filter from the model's
-    metadata (:func:`facelib.recognition.export.preprocessing_contract`; the whole frame, no filter where
-    absent); ``found`` is always True. Its key is the SHA-256 of the file."""
+    [0, 1], output [N, D]; S from the input's shape, the face crop, restoration filter and interpolation from the
+    model's metadata (:func:`facelib.recognition.export.preprocessing_contract`; the whole frame, no filter and
+    bilinear where absent), applied by :func:`facelib.training.model.graph_input_transform` as ``facelib embed``
+    applies them; ``found`` is always True. Its key is the SHA-256 of the file."""
 
     def __init__(self, path: str | os.PathLike):
         try:
@@ -183,20 +184,19 @@ class OnnxTeacher:
         meta = self.session.get_modelmeta().custom_metadata_map
         inp = self.session.get_inputs()[0]
         size = inp.shape[-1] if isinstance(inp.shape[-1], int) else int(meta.get("image_size", 112))
+        from facelib.training.model import ModelSpec, graph_input_transform
+
         self.size, self.face_crop = int(size), float(meta.get("face_crop", 1.0))
-        self.restore = meta.get("restore", "none")
+        self.transform = graph_input_transform(ModelSpec(
+            image_size=self.size, face_crop=self.face_crop, restore=meta.get("restore", "none"),
+            interpolation=meta.get("interpolation", "bilinear")))
         self.input = inp.name
         out_dim = self.session.get_outputs()[0].shape[-1]
         self.dim = int(out_dim) if isinstance(out_dim, int) else int(meta.get("embedding_dim", 0))
         self.key = f"onnx-{file_key(path)[:16]}"
 
     def embed(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
-        from facelib.data.framing import FaceCrop, Restore
-
-        crop, restore = FaceCrop(self.face_crop), Restore(self.restore)
-        x = np.stack([np.asarray(crop(restore(img.convert("RGB"))).resize((self.size, self.size),
-                                                                          Image.Resampling.BILINEAR),
-                                 np.float32).transpose(2, 0, 1) / 255.0 for img in images])
+        x = np.stack([self.transform(img.convert("RGB")).numpy() for img in images])
         z = self.session.run(None, {self.input: x})[0]
         if not self.dim:
             self.dim = z.shape[1]

@@ -159,7 +159,7 @@ def test_onnx_teacher_reads_the_contract_and_matches_the_checkpoint(tiny_checkpo
     got = run(photos, tmp_path / "c", teacher=teacher)
     want = run(photos, tmp_path / "c", teacher=T.get_teacher(str(tiny_checkpoint)))
     cos = (got.emb * want.emb).sum(1)
-    assert cos.min() > 0.99, cos
+    assert cos.min() > 0.999, cos  # the same framing and resize as `facelib embed`: only the runtimes differ
 
 
 @pytest.mark.skipif(importlib.util.find_spec("dlib") is None, reason="needs the [align] extra (dlib)")
