@@ -16,8 +16,9 @@ so a GPU never waits for the host), on P x K batches (K = 4, P = batch/4):
   included. Goal on a GPU: >= 85% of model-only.
 - loader-only: the same DataLoader iterated with no model: the input pipeline's ceiling.
 
-Variants: fp32 vs AMP (bf16 autocast where supported) x NCHW vs channels_last. On CPU only
-fp32/NCHW runs (facelib uses no autocast on CPU); pass ``--all-variants`` to force the rest.
+Variants: fp32 vs AMP (bf16 autocast where supported) x NCHW vs channels_last. On a CPU, fp32 and
+facelib's default precision (bf16 autocast where oneDNN runs it natively: AVX-512 or AMX) in NCHW; pass
+``--all-variants`` for the rest.
 Warm-up steps (``--warmup``, which also absorb worker start-up) are not timed; CUDA timings
 synchronise before reading the clock.
 """
@@ -65,9 +66,9 @@ def set_variant(trainer, amp: bool, channels_last: bool, compile_: bool) -> None
 
     from facelib.runtime import autocast_dtype
 
-    trainer.amp_dtype = autocast_dtype(trainer.device, True) if amp else None
+    trainer.amp_dtype = autocast_dtype(trainer.device, True, training=True) if amp else None
     if amp and trainer.device.type == "cpu":
-        trainer.amp_dtype = torch.bfloat16  # --all-variants on CPU: bf16 autocast
+        trainer.amp_dtype = torch.bfloat16  # forced by --all-variants on a CPU without native bf16
     trainer.memory_format = torch.channels_last if channels_last else torch.contiguous_format
     trainer.model.to(memory_format=trainer.memory_format)
     trainer.forward = torch.compile(trainer.model) if compile_ else trainer.model
@@ -147,8 +148,12 @@ def main(argv: list[str] | None = None) -> None:
     else:
         root = common.resolve_data_root(args.data_root)
     device = resolve_device(args.device)
+    from facelib.runtime import autocast_dtype
+
     if device.type == "cuda" or args.all_variants:
         variants = [(False, False), (False, True), (True, False), (True, True)]
+    elif autocast_dtype(device, True, training=True) is not None:
+        variants = [(False, False), (True, False)]  # fp32 and facelib's default: bf16 autocast
     else:
         variants = [(False, False)]
 
@@ -185,8 +190,6 @@ def main(argv: list[str] | None = None) -> None:
     table = [[r["backbone"], r["precision"], r["memory_format"], f"{r['model_only']:.1f}", f"{r['full']:.1f}",
               f"{r['ratio']:.0%}", "-" if r["loader_only"] is None else f"{r['loader_only']:.1f}",
               f"{r['load_before']} -> {r['load_after']}"] for r in rows]
-    if device.type == "cpu" and not args.all_variants:
-        table.append(["(all)", "AMP bf16", "channels_last", "n/a on CPU", "n/a", "-", "-", "-"])
     print(common.markdown_table(["backbone", "precision", "memory format", "model-only img/s",
                                  "full pipeline img/s", "full / model-only", "loader-only img/s",
                                  "loadavg (1/5/15 min) before -> after"], table, align="lllrrrrl"))

@@ -270,7 +270,7 @@ class TrainConfig:
                             "%(default)s)", metavar="FRACTION", cli="default_recipe", check=lambda v: 0.0 <= v < 1.0,
                             rule="warm-up must be a fraction of the run within [0, 1)")
     grad_clip: float | None = setting(5.0, "max gradient norm (default: %(default)s)", cli="default_recipe")
-    amp: bool = setting(True, "bf16/fp16 autocast on CUDA (default: on; no effect on CPU)", kind="bool")
+    amp: bool = setting(True, "mixed precision: bf16/fp16 autocast on CUDA, bf16 when training on a CPU with native bf16 (AVX-512/AMX; fp32 on AVX2) (default: on)", kind="bool")
     compile: bool = setting(False, "torch.compile the model (opt-in)", kind="true")
     resume: bool = setting(False, "continue from <out stem>.last.pth", kind="true")
     patience: int | None = setting(5, "early stop after this many epochs without validation gain (default: "

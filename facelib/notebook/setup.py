@@ -171,11 +171,11 @@ def check_pretrained(cfg: TrainConfig, log: Callable[[str], None] = print) -> No
 
 
 def device_summary(cfg: TrainConfig) -> str:
-    """Which device and precision training will use, e.g. ``device cpu (CPU, 2 threads), precision fp32``."""
+    """Which device and precision training will use, e.g. ``device cpu (CPU, 2 threads), precision bf16 autocast``."""
     import torch
 
     from facelib.runtime import autocast_dtype, precision_label, resolve_device
 
     dev = resolve_device(cfg.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    return f"device {dev} ({name}), precision {precision_label(autocast_dtype(dev, cfg.amp))}"
+    return f"device {dev} ({name}), precision {precision_label(autocast_dtype(dev, cfg.amp, training=True))}"

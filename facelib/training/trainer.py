@@ -138,7 +138,7 @@ class Trainer:
         log(describe_weights(self.spec) + f"; neck {cfg.neck}; peak learning rate {cfg.base_lr:g}"
             + ("" if cfg.lr is not None else " (the default for this start)"))
         log(describe_framing(self.spec))
-        self.amp_dtype = autocast_dtype(self.device, cfg.amp)
+        self.amp_dtype = autocast_dtype(self.device, cfg.amp, training=True)
         log(f"device {describe_device(self.device)}, precision {precision_label(self.amp_dtype)}")
         self.memory_format = memory_format(self.device)
         self.gather = self.dist.enabled and cfg.gather

@@ -63,5 +63,11 @@ def test_pretrained_fallback_offline(monkeypatch):
     assert len(notes) == 1  # nothing to say when no pretrained weights were asked for
 
 
-def test_device_summary():
-    assert "precision fp32" in nb.device_summary(TrainConfig(device="cpu"))
+@pytest.mark.parametrize("native", [True, False])
+def test_device_summary(monkeypatch, native):
+    from facelib import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
+    expected = "precision bf16 autocast" if native else "precision fp32"
+    assert expected in nb.device_summary(TrainConfig(device="cpu"))
+    assert "precision fp32" in nb.device_summary(TrainConfig(device="cpu", amp=False))

@@ -92,10 +92,15 @@ def test_unknown_backbone_is_rejected(panel: TrainPanel):
     assert "not a timm model" in panel.message.value
 
 
-def test_amp_on_cpu_is_allowed_with_a_note(panel: TrainPanel):
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_on_cpu_is_allowed_with_a_note(panel: TrainPanel, monkeypatch, native):
+    from facelib import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
     panel.controls["amp"].value = True
     assert panel.config.amp is True
-    assert "GPU" in panel.messages[-1]
+    assert ("trains in fp32" in panel.messages[-1]) is not native
+    assert ("runs in bf16" in panel.messages[-1]) is native
 
 
 def test_train_button_calls_back_with_the_live_config(panel: TrainPanel):
