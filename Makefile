@@ -1,11 +1,12 @@
-# Quick start: `make demo` (train + evaluate on synthetic faces) and `make test`.
-# Both create .venv on first use (pip install -c constraints.txt -e ".[dev]") and reuse it afterwards.
+# Quick start: `make demo` (train + evaluate on synthetic faces), `make test` and `make lint` (ruff, configured in
+# pyproject.toml). Each creates .venv on first use (pip install -c constraints.txt -e ".[dev]": the tests, every
+# optional backend they test, and ruff) and reuses it afterwards.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.facelib-installed
 
-.PHONY: demo test test-fast venv clean
+.PHONY: demo test test-fast lint venv clean
 
 venv: $(STAMP)
 
@@ -23,6 +24,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -q -m "not slow and not browser"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf facelib-demo .pytest_cache

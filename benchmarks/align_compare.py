@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
+import common
 
 EXTRA_ROOT = common.REPO.parent / "shared" / "data" / "extra_faces"
 

@@ -18,13 +18,14 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import cpu_name  # noqa: E402  (also puts the repository on sys.path)
+from common import cpu_name  # also puts the repository on sys.path
 
 
 def median_time(fn, reps: int) -> float:
@@ -74,10 +75,10 @@ def main(argv: list[str] | None = None) -> None:
                 xt = torch.from_numpy(x)
                 with torch.inference_mode():
                     ref = wrapped(xt).numpy()
-                    t_torch = median_time(lambda: wrapped(xt), args.reps)
+                    t_torch = median_time(partial(wrapped, xt), args.reps)
                 sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
                 got = sess.run(["embeddings"], {"images": x})[0]
-                t_ort = median_time(lambda: sess.run(["embeddings"], {"images": x}), args.reps)
+                t_ort = median_time(partial(sess.run, ["embeddings"], {"images": x}), args.reps)
                 cos = float(np.einsum("ij,ij->i", got, ref).min())
                 rows.append((backbone, size, t_torch, t_ort, cos, t_export, path.stat().st_size / 2**20))
                 print(f"  {backbone} {size}px: torch {t_torch:.3f} s, onnxruntime {t_ort:.3f} s",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
+import common
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import numpy as np
 
-    from facelib.evaluation.baselines import pixel_baseline
     from facelib.data.folders import scan_folder
+    from facelib.evaluation.baselines import pixel_baseline
     from facelib.evaluation.embedding_set import EmbeddingSet
 
     root = common.resolve_data_root(args.data_root)

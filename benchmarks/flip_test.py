@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
-from recipe_vs_seed import score  # noqa: E402
+import common
+from recipe_vs_seed import score
 
 KINDS = ("clean", "blurred", "foggy", "lowlight", "noisy", "rainy", "resized", "sunny")
 

@@ -27,8 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import cpu_name  # noqa: E402  (also puts the repository on sys.path)
-from facelib.evaluation.retrieval import faiss_available, topk  # noqa: E402
+from common import cpu_name  # also puts the repository on sys.path
+
+from facelib.evaluation.retrieval import faiss_available, topk
 
 
 def unit_vectors(n: int, d: int, seed: int) -> np.ndarray:

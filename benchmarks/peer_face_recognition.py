@@ -14,9 +14,10 @@ default; the largest box is kept), the 5-point shape predictor, and the 128-d Re
 dlib and the model files is needed. Where the detector finds no face, the whole image is the box;
 both counts are reported. The ``median`` variant is a restoration front-end: facelib's 3x3 median filter
 (``facelib.data.framing.Restore``) before detection and description, and where no face is found the fixed central
-box of FACECOM's framing (the central 55% of the side) instead of the whole image. Descriptors are L2-normalised and scored by cosine, as facelib scores its
-own embeddings: cross-photo (primary; galleries of all images and of identity means), the gallery
-protocol (a distorted copy against the clean originals), verification, and top-1 per distortion kind.
+box of FACECOM's framing (the central 55% of the side) instead of the whole image. Descriptors are L2-normalised
+and scored by cosine, as facelib scores its own embeddings: cross-photo (primary; galleries of all images and of
+identity means), the gallery protocol (a distorted copy against the clean originals), verification, and top-1 per
+distortion kind.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
+import common
 
 MODEL_FILES = {"shape": "shape_predictor_5_face_landmarks.dat",
                "descriptor": "dlib_face_recognition_resnet_model_v1.dat"}
@@ -120,8 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", default="peer_face_recognition", help="benchmarks/out/<name>.json ('' = none)")
     args = ap.parse_args(argv)
 
-    from facelib.evaluation.baselines import pixel_baseline
     from facelib.data.folders import scan_folder
+    from facelib.evaluation.baselines import pixel_baseline
     from facelib.evaluation.protocols import run_protocol
 
     if args.quick:

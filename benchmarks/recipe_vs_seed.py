@@ -3,7 +3,8 @@
     python benchmarks/recipe_vs_seed.py --quick                          # smoke check on synthetic faces
     python benchmarks/recipe_vs_seed.py --budget-min 10                  # FACECOM, resnet18, 64 px, random init
     python benchmarks/recipe_vs_seed.py --steps 400 --recipes default default,neck=none,miner=batch_hard
-    python benchmarks/recipe_vs_seed.py --synthetic 40,5,64,5 --epochs 4 --recipes default default,miner=batch_hard,neck=none,min_photos=1
+    python benchmarks/recipe_vs_seed.py --synthetic 40,5,64,5 --epochs 4 \
+        --recipes default default,miner=batch_hard,neck=none,min_photos=1
     python benchmarks/recipe_vs_seed.py --budget-min 30 --curve --recipes default   # top-1 against time
     python benchmarks/recipe_vs_seed.py --backbone resnet50 --image-size 224 --budget-min 10 --device cuda
 
@@ -34,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
+import common
 
 DEFAULT_RECIPES = ["original", "default"]
 def make_config(text: str, common_kw: dict[str, Any]):
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.curve:  # score after every epoch: top-1 against training time within this one run
             trainer = Trainer(cfg, log=lambda m: common.log_err("  " + m))
 
-            def at_epoch_end(entry: dict[str, Any], t=trainer) -> None:
+            def at_epoch_end(entry: dict[str, Any], t=trainer, curve=curve) -> None:
                 t.model.eval()
                 c = score(t.model, t.spec, val, device, args.workers)
                 c_seen = score(t.model, t.spec, seen, device, args.workers)
@@ -264,7 +265,8 @@ def main(argv: list[str] | None = None) -> None:
     n_probes, n_ids = s["n_probes"], s["n_probe_identities"]
     budget = (f"{args.steps} steps/recipe" if args.steps else f"{args.epochs} epochs/recipe" if args.epochs
               else f"{args.budget_min:g} min/recipe")
-    settings = dict(data=str(root), extra=args.extra, people=args.people, backbone=args.backbone, image_size=args.image_size,
+    settings = dict(data=str(root), extra=args.extra, people=args.people, backbone=args.backbone,
+                    image_size=args.image_size,
                     weights="timm-hub" if args.pretrained else "random init", budget=budget, seed=args.seed,
                     workers=args.workers,
                     protocol=f"cross-photo ({n_probes} probes of {n_ids} identities)",

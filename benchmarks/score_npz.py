@@ -7,8 +7,8 @@ Reads only the .npz arrays (``embeddings`` [N, D], ``identities``, ``photos``, `
 not import facelib: a check of the protocol code as well as of the model. Cross-photo protocol, gallery of all
 images: every image (clean or distorted) of an identity with two or more photos is a probe; the gallery is
 every clean image of the folder (single-photo identities included, as distractors), less the probe's own photo;
-top-1 is right when the most similar gallery image (cosine) belongs to the probe's identity. The 95% interval is a bootstrap over
-probe identities (2,000 resamples, seed 0).
+top-1 is right when the most similar gallery image (cosine) belongs to the probe's identity. The 95% interval is a
+bootstrap over probe identities (2,000 resamples, seed 0).
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
-from recipe_vs_seed import score, train_probe  # noqa: E402
+import common
+from recipe_vs_seed import score, train_probe
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written: pyproject.toml reads it from here
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "facelib.config": ("TrainConfig", "EvalConfig", "get_profile"),

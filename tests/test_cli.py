@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from facelib.cli import build_parser, main
 from facelib.config import TrainConfig
@@ -306,8 +306,8 @@ def test_init_fine_tunes_a_checkpoint(synth_root, tiny_checkpoint, tmp_path, cap
     w = "backbone.conv1.weight"
     assert torch.allclose(before[w], after[w], atol=1e-6)  # started from the checkpoint (lr ~0: stayed there)
     # another architecture: one error line, exit 2
-    assert main(["train", "--data", str(synth_root / "train"), "--out", str(tmp_path / "x.pth"), "--embedding-dim", "16",
-                 "--init", str(tiny_checkpoint), *flags]) == 2
+    assert main(["train", "--data", str(synth_root / "train"), "--out", str(tmp_path / "x.pth"),
+                 "--embedding-dim", "16", "--init", str(tiny_checkpoint), *flags]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "embedding_dim 32" in err[0] and "holds another embedder" in err[0]
     assert main(["train", "--data", str(synth_root / "train"), "--init", str(tiny_checkpoint), "--weights", "w.pth",

@@ -56,8 +56,9 @@ def test_learning_rate_follows_the_start():
     assert SCRATCH_LR > FINETUNE_LR
 
 
-@pytest.mark.parametrize("bad", [dict(loss="softmax"), dict(neck="ln"), dict(augment="heavy"), dict(loss="arcface", sampler="triplets"),
-                                 dict(class_margin=-0.1), dict(class_scale=0), dict(max_seconds=0)])
+@pytest.mark.parametrize("bad", [dict(loss="softmax"), dict(neck="ln"), dict(augment="heavy"),
+                                 dict(loss="arcface", sampler="triplets"), dict(class_margin=-0.1), dict(class_scale=0),
+                                 dict(max_seconds=0)])
 def test_bad_new_settings_raise_clear_error(bad):
     with pytest.raises(ConfigError):
         TrainConfig(**bad)

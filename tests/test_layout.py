@@ -121,11 +121,11 @@ def test_trainer_with_val_data_needs_a_validator(tmp_path):
 
 
 def test_each_registry_name_is_defined_once_and_the_tables_agree():
+    import torch
+
     from facelib import cli, config
     from facelib.evaluation import protocols, results
     from facelib.notebook import widgets  # noqa: F401 (imports the choices it offers)
-    import torch
-
     from facelib.training import losses
 
     # each miner name maps to the miner that behaves as that name says: tests/training/test_miners.py

@@ -15,7 +15,7 @@ if importlib.util.find_spec("face_recognition_models") is None:
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import peer_face_recognition as peer  # noqa: E402
+import peer_face_recognition as peer
 
 
 def test_dlib_descriptors_cover_every_image(tmp_path):

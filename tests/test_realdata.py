@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelib.evaluation.baselines import pixel_embeddings
 from facelib.data.folders import scan_folder
+from facelib.evaluation.baselines import pixel_embeddings
 from facelib.evaluation.embedding_set import EmbeddingSet
 from facelib.evaluation.protocols import cross_photo_protocol, detect_protocol, gallery_protocol
 

@@ -27,8 +27,8 @@ from typing import Protocol, Sequence
 import numpy as np
 from PIL import Image
 
-from facelib.data.folders import load_image, name_list, scan_folder
 from facelib.data.distortions import save_jpeg
+from facelib.data.folders import load_image, name_list, scan_folder
 from facelib.errors import DataError, FacelibError
 from facelib.io import atomic_path, write_json
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from facelib.data.folders import DISTORTION_DIR, DataError
 from facelib.data.distortions import KINDS, distort, image_rng, save_jpeg
+from facelib.data.folders import DISTORTION_DIR, DataError
 from facelib.io import write_json
 
 __all__ = ["FaceParams", "sample_identity", "render_face", "make_dataset", "FORMAT_VERSION"]
@@ -104,7 +104,8 @@ def _tone(palette: np.ndarray, rng: np.random.Generator, jitter: float) -> tuple
 def sample_identity(rng: np.random.Generator) -> FaceParams:
     """Draw one identity's fixed face parameters."""
     skin = _tone(_SKIN_TONES, rng, 8)
-    hair = tuple(int(v) for v in np.clip(_HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))] + rng.normal(0, 12, 3), 0, 255))
+    hair_base = _HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))]
+    hair = tuple(int(v) for v in np.clip(hair_base + rng.normal(0, 12, 3), 0, 255))
     lip = tuple(int(v) for v in np.clip(np.array(skin) * rng.uniform(0.6, 0.85) + np.array([40, -5, -5]), 0, 255))
     glasses = GLASSES[rng.choice(3, p=[0.65, 0.2, 0.15])]
     return FaceParams(
@@ -247,7 +248,8 @@ def render_face(params: FaceParams, rng: np.random.Generator, image_size: int = 
     # clothing (varies per photo) and neck
     cloth = tuple(int(v) for v in rng.integers(0, 256, 3))
     cv.poly(_ellipse(0, fh + 0.3, fw * 2.6, 0.24, n=32), fill=cloth, depth=0.2)
-    cv.poly(np.array([[-fw * 0.45, 0], [fw * 0.45, 0], [fw * 0.5, fh + 0.1], [-fw * 0.5, fh + 0.1]]), fill=dark_skin, depth=0.3)
+    cv.poly(np.array([[-fw * 0.45, 0], [fw * 0.45, 0], [fw * 0.5, fh + 0.1], [-fw * 0.5, fh + 0.1]]),
+            fill=dark_skin, depth=0.3)
 
     # hair behind the head
     vol = fp.hair_volume
@@ -321,7 +323,8 @@ def render_face(params: FaceParams, rng: np.random.Generator, image_size: int = 
             if fp.glasses == "round":
                 frame = _ellipse(ex, ey, gw, gw * 0.85, n=20)
             else:
-                frame = np.array([[ex - gw, ey - gw * 0.7], [ex + gw, ey - gw * 0.7], [ex + gw, ey + gw * 0.7], [ex - gw, ey + gw * 0.7]])
+                frame = np.array([[ex - gw, ey - gw * 0.7], [ex + gw, ey - gw * 0.7],
+                                  [ex + gw, ey + gw * 0.7], [ex - gw, ey + gw * 0.7]])
             cv.line(np.concatenate([frame, frame[:1]]), fill=fp.glasses_colour, width=0.012, depth=1.0)
         inner = fp.eye_spacing * fw - gw
         cv.line(np.array([[-inner, ey], [inner, ey]]), fill=fp.glasses_colour, width=0.01, depth=1.0)
@@ -332,10 +335,12 @@ def render_face(params: FaceParams, rng: np.random.Generator, image_size: int = 
     if fp.nose_style == 0:
         cv.line(np.array([[0.0, ny0], [nw * 0.3, ny1], [-nw * 0.3, ny1]]), fill=dark_skin, width=0.01, depth=1.3)
     elif fp.nose_style == 1:
-        cv.poly(np.array([[0.0, ny0], [nw * 0.5, ny1], [-nw * 0.5, ny1]]), fill=_mix(skin, (40, 20, 10), 0.2), depth=1.3)
+        cv.poly(np.array([[0.0, ny0], [nw * 0.5, ny1], [-nw * 0.5, ny1]]), fill=_mix(skin, (40, 20, 10), 0.2),
+                depth=1.3)
     else:
         for side in (-1, 1):
-            cv.poly(_ellipse(side * nw * 0.35, ny1, nw * 0.18, nw * 0.1, n=10), fill=_mix(skin, (30, 10, 5), 0.55), depth=1.3)
+            cv.poly(_ellipse(side * nw * 0.35, ny1, nw * 0.18, nw * 0.1, n=10), fill=_mix(skin, (30, 10, 5), 0.55),
+                    depth=1.3)
         cv.line(np.array([[0.0, ny0], [0.0, ny1 - 0.01]]), fill=_mix(skin, (40, 20, 10), 0.15), width=0.008, depth=1.3)
 
     # mouth
@@ -345,7 +350,8 @@ def render_face(params: FaceParams, rng: np.random.Generator, image_size: int = 
     curve = -smile * 0.02 * (x / mw) ** 2  # corners up for a smile
     upper = np.stack([x, my + curve - fp.lip_thickness * (1 - (x / mw) ** 2) * 0.8], 1)
     opening = mouth_open * 0.035
-    lower = np.stack([x[::-1], (my + curve + fp.lip_thickness * (1 - (x / mw) ** 2) + opening * (1 - (x / mw) ** 2))[::-1]], 1)
+    lower = np.stack([x[::-1],
+                      (my + curve + fp.lip_thickness * (1 - (x / mw) ** 2) + opening * (1 - (x / mw) ** 2))[::-1]], 1)
     cv.poly(np.concatenate([upper, lower]), fill=fp.lip_colour, depth=1.0)
     if opening > 0.008:
         mid = np.stack([x, my + curve + opening * 0.5 * (1 - (x / mw) ** 2)], 1)
@@ -371,7 +377,8 @@ def render_face(params: FaceParams, rng: np.random.Generator, image_size: int = 
         cv.poly(np.concatenate([top, np.stack([fringe_x, fringe_y], 1)]), fill=hair, depth=0.5)
     else:
         for side in (-1, 1):
-            cv.poly(_ellipse(side * fw * 0.95, -0.15 * fh, 0.025, fh * 0.25, n=12), fill=_mix(hair, skin, 0.3), depth=0.5)
+            cv.poly(_ellipse(side * fw * 0.95, -0.15 * fh, 0.025, fh * 0.25, n=12), fill=_mix(hair, skin, 0.3),
+                    depth=0.5)
 
     # lighting, colour temperature, sensor noise; then downsample
     a = np.asarray(img, dtype=np.float32)
@@ -434,7 +441,8 @@ def make_dataset(
     t0 = time.perf_counter()
     out = Path(out)
     if identities < 3 or photos < 1 or image_size < 16:
-        raise ValueError(f"need identities >= 3, photos >= 1, image_size >= 16 (got {identities}, {photos}, {image_size})")
+        raise ValueError(f"need identities >= 3, photos >= 1, image_size >= 16 "
+                         f"(got {identities}, {photos}, {image_size})")
     n_val = max(2, round(0.25 * identities)) if val_identities is None else int(val_identities)
     if not 0 <= n_val <= identities - 1:
         raise ValueError(f"val_identities must be in [0, {identities - 1}], got {val_identities}")
@@ -476,7 +484,8 @@ def make_dataset(
         d = out / part
         if d.is_dir() and any(d.iterdir()):
             if old is None:
-                raise DataError(f"{d} is not empty and was not made by make_dataset (no {meta_path.name}); refusing to overwrite")
+                raise DataError(f"{d} is not empty and was not made by make_dataset (no {meta_path.name}); "
+                                "refusing to overwrite")
             shutil.rmtree(d)
     if meta_path.exists():
         meta_path.unlink()
@@ -494,7 +503,8 @@ def make_dataset(
         folder = out / part / name
         save_jpeg(img, folder / f"{stem}.jpg", quality=quality)
         for k in kinds:
-            save_jpeg(distort(img, k, image_rng(seed, name, stem, k)), folder / DISTORTION_DIR / f"{stem}_{k}.jpg", quality)
+            save_jpeg(distort(img, k, image_rng(seed, name, stem, k)), folder / DISTORTION_DIR / f"{stem}_{k}.jpg",
+                      quality)
 
     with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
         list(pool.map(work, jobs))

@@ -64,7 +64,8 @@ def embed_images(
 def embed_folder(
     model: EmbeddingNet, spec: ModelSpec, folder: FaceFolder, **kwargs
 ) -> EmbeddingSet:
-    """Embed every sample of a scanned folder into an :class:`~facelib.evaluation.embedding_set.EmbeddingSet` (absolute paths)."""
+    """Embed every sample of a scanned folder into an :class:`~facelib.evaluation.embedding_set.EmbeddingSet`
+    (absolute paths)."""
     return EmbeddingSet.from_samples(embed_images(model, folder.paths, spec, **kwargs), folder.samples)
 
 

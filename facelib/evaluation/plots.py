@@ -49,7 +49,6 @@ def _finish(fig: Figure, out: str | os.PathLike | None) -> Figure:
 
 from facelib.evaluation.metrics import as_numpy as _np  # noqa: E402
 
-
 # --------------------------------------------------------------------------- confusion
 
 
@@ -111,7 +110,8 @@ def confusion_matrix_figure(
 
     fig = Figure(figsize=(16, 7.5), layout="constrained")
     ax_full, ax_sub = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.15]})
-    im = ax_full.imshow(shown, cmap="Blues", interpolation="nearest", vmax=max(np.percentile(shown[shown > 0], 99), 1e-9) if (shown > 0).any() else 1)
+    vmax = max(np.percentile(shown[shown > 0], 99), 1e-9) if (shown > 0).any() else 1
+    im = ax_full.imshow(shown, cmap="Blues", interpolation="nearest", vmax=vmax)
     ax_full.set_xticks([])
     ax_full.set_yticks([])
     ax_full.set_xlabel(f"predicted ({n} identities)")
@@ -371,7 +371,8 @@ _HISTORY_LIMITS: dict[str, tuple[float, float] | None] = {
 _HISTORY_PANELS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
     ("loss", (("loss", "train_loss"), ("val_loss",))),
     ("active triplet fraction", (("active_fraction", "frac_active", "active"),)),
-    ("mean distance", (("pos_dist", "mean_pos_dist", "d_ap", "dist_pos"), ("neg_dist", "mean_neg_dist", "d_an", "dist_neg"))),
+    ("mean distance", (("pos_dist", "mean_pos_dist", "d_ap", "dist_pos"),
+                       ("neg_dist", "mean_neg_dist", "d_an", "dist_neg"))),
     ("val top-1", (("val_top1", "top1", "val_cross_photo_top1", "val_acc"),)),
 )
 

@@ -26,7 +26,8 @@ from facelib.evaluation.embedding_set import EmbeddingSet
 from facelib.evaluation.metrics import l2_normalize
 from facelib.evaluation.retrieval import topk, topk_labels
 
-__all__ = ["Ranking", "rank_identities", "check_gallery_mode", "first_correct_rank", "cmc_curve", "average_precision", "query_ranks", "summarise", "retrieval_metrics"]
+__all__ = ["Ranking", "rank_identities", "check_gallery_mode", "first_correct_rank", "cmc_curve", "average_precision",
+           "query_ranks", "summarise", "retrieval_metrics"]
 
 
 def _sorted_relevance(scores, query_labels, gallery_labels) -> np.ndarray:

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 from facelib.config import EvalConfig
 from facelib.data.folders import FaceFolder, scan_folder
 from facelib.errors import DataError, NotApplicable

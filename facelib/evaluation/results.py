@@ -12,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from facelib.evaluation.metrics import bootstrap_interval, identification_metrics, per_group_accuracy, rate_key, topk_accuracy
+from facelib.evaluation.metrics import (
+    bootstrap_interval,
+    identification_metrics,
+    per_group_accuracy,
+    rate_key,
+    topk_accuracy,
+)
 
 __all__ = ["PROTOCOL_DESCRIPTIONS", "Identification", "Verification", "OpenSet", "Result"]
 
@@ -264,7 +270,8 @@ class OpenSet:
         if self.threshold is not None:
             k = self.known
             out["threshold"] = float(self.threshold)
-            out["dir_at_threshold"] = float(np.mean((self.y_pred == self.y_true)[k] & (self.best_score[k] >= self.threshold)))
+            hit = (self.y_pred == self.y_true)[k] & (self.best_score[k] >= self.threshold)
+            out["dir_at_threshold"] = float(np.mean(hit))
             out["fpir_at_threshold"] = float(np.mean(self.best_score[~k] >= self.threshold))
         out["seed"] = self.seed
         return out

@@ -20,7 +20,8 @@ import numpy as np
 
 from facelib.evaluation.metrics import as_numpy
 
-__all__ = ["BACKENDS", "FAISS_MIN_GALLERY", "faiss_available", "resolve_backend", "topk", "topk_labels", "masked_scores"]
+__all__ = ["BACKENDS", "FAISS_MIN_GALLERY", "faiss_available", "resolve_backend", "topk", "topk_labels",
+           "masked_scores"]
 
 BACKENDS: tuple[str, ...] = ("auto", "torch", "faiss")
 FAISS_MIN_GALLERY = 50_000
@@ -166,7 +167,7 @@ def topk_labels(queries, gallery, labels, k: int = 5, *, query_groups=None, gall
         empty = np.zeros((n_q, max(k, 0)))
         return empty.astype(np.float32), empty.astype(np.int64), empty.astype(np.int64)
     per_label = int(np.bincount(lab).max())
-    per_group = int(np.unique(as_numpy(gallery_groups), return_counts=True)[1].max()) if gallery_groups is not None else 0
+    per_group = 0 if gallery_groups is None else int(np.unique(as_numpy(gallery_groups), return_counts=True)[1].max())
     s, rows = topk(queries, g, k * per_label + per_group, query_groups=query_groups,
                    gallery_groups=gallery_groups, chunk=chunk, backend=backend)
     row_lab = np.where(rows >= 0, lab[np.clip(rows, 0, None)], -1)  # [Q, kk]

@@ -21,8 +21,8 @@ class LivePlot:
     ``epoch(entry)`` (use it as ``on_epoch_end``) redraw it in place at most every
     ``min_interval`` seconds and every 4 draw durations (a slow machine spends at most about a
     fifth of its time drawing; ``min_interval=0`` draws every update); ``close()`` draws the
-    final state. The display handle works in a notebook cell and under nbval (updates are ordinary ``update_display_data``
-    messages). With ``widget=True`` the figure goes into an ``ipywidgets.Image`` instead,
+    final state. The display handle works in a notebook cell and under nbval (updates are ordinary
+    ``update_display_data`` messages). With ``widget=True`` the figure goes into an ``ipywidgets.Image`` instead,
     which also updates inside a widget's Output area (the Train button's callback).
     """
 

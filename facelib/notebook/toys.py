@@ -145,9 +145,9 @@ def mining_figure(emb, labels, margin: float = 0.2, anchor: int | None = None,
     for ax, m in zip(axes, miners):
         a, p, n, d_ap, d_an, loss = triplet_parts(emb, labels, m, margin)
         mine = a == anchor
-        for pi, ni, l in zip(p[mine], n[mine], loss[mine]):
-            ax.plot(*zip(e[anchor], e[ni]), color="tab:red", ls="--", lw=2.0 if l > 0 else 0.6,
-                    alpha=0.9 if l > 0 else 0.35, zorder=1)
+        for ni, li in zip(n[mine], loss[mine]):
+            ax.plot(*zip(e[anchor], e[ni]), color="tab:red", ls="--", lw=2.0 if li > 0 else 0.6,
+                    alpha=0.9 if li > 0 else 0.35, zorder=1)
         for pi in np.unique(p[mine]):
             ax.plot(*zip(e[anchor], e[pi]), color="tab:green", lw=2, zorder=2)
         if m != "batch_all" and mine.any():

@@ -310,8 +310,10 @@ class EvalPanel(_Panel):
             raise TypeError(f"EvalPanel needs an EvalConfig, got {type(config).__name__}")
         c = dict(style=_STYLE, layout=_LAYOUT)
         controls: dict[str, W.ValueWidget] = {
-            "protocol": W.Dropdown(options=choices(EvalConfig, "protocol"), value=config.protocol, description="protocol", **c),
-            "gallery": W.Dropdown(options=choices(EvalConfig, "gallery"), value=config.gallery, description="gallery", **c),
+            "protocol": W.Dropdown(options=choices(EvalConfig, "protocol"), value=config.protocol,
+                                   description="protocol", **c),
+            "gallery": W.Dropdown(options=choices(EvalConfig, "gallery"), value=config.gallery,
+                                  description="gallery", **c),
             "baseline": W.Checkbox(value=config.baseline, description="pixel baseline too", indent=True, **c),
         }
         super().__init__(config, controls, "Evaluation", "Evaluate", **kwargs)

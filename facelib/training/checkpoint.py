@@ -133,8 +133,8 @@ def model_fingerprint(state_dict: dict[str, Any], spec: Any) -> str:
     """
     h = hashlib.sha256()
     pre = {k: getattr(spec, k) for k in ("backbone", "embedding_dim", "image_size", "mean", "std", "interpolation")}
-    # the framing and the flip test joined the preprocessing later: hashed only where they change the embedding, so older
-    # checkpoints keep their fingerprints
+    # the framing and the flip test joined the preprocessing later: hashed only where they change the embedding, so
+    # older checkpoints keep their fingerprints
     later = {"face_crop": 1.0, "restore": "none", "flip_test": False}  # key -> the value before it existed
     pre.update({k: getattr(spec, k, before) for k, before in later.items() if getattr(spec, k, before) != before})
     h.update(json.dumps(pre, sort_keys=True, default=list).encode())

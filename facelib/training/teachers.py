@@ -400,7 +400,7 @@ def teacher_embeddings(paths: Sequence[str | os.PathLike], teacher: str | Teache
 
         def take(part: list[tuple[str, str]], result: tuple[np.ndarray, np.ndarray, list[str]]) -> None:
             emb, found, errors = result
-            for (k, p), e, f, err in zip(part, emb, found, errors):
+            for (k, _), e, f, err in zip(part, emb, found, errors):
                 if err:
                     failed[k] = err
                 else:

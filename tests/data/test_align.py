@@ -13,7 +13,19 @@ import pytest
 from PIL import Image, ImageFilter
 
 from facelib.data import align
-from facelib.data.align import TEMPLATE, AlignReport, align_folder, align_image, align_paths, align_to_folder, apply_transform, fallback_transform, key_points, similarity_transform, warp
+from facelib.data.align import (
+    TEMPLATE,
+    AlignReport,
+    align_folder,
+    align_image,
+    align_paths,
+    align_to_folder,
+    apply_transform,
+    fallback_transform,
+    key_points,
+    similarity_transform,
+    warp,
+)
 from facelib.errors import DataError, FacelibError
 
 EXTRA = Path(__file__).resolve().parents[3] / "shared" / "data" / "extra_faces"

@@ -80,7 +80,7 @@ def test_fewer_than_k_uses_replacement():
         _check_pk(b, labels, 3, 5)
         for ident in range(3):
             got = Counter(i for i in b if labels[i] == ident)
-            assert set(got) == {i for i, l in enumerate(labels) if l == ident}  # every image once
+            assert set(got) == {i for i, lab in enumerate(labels) if lab == ident}  # every image once
             assert sorted(got.values()) == [2, 3]  # repeats as even as possible
 
 
@@ -169,7 +169,7 @@ def test_original_triplets_valid():
     assert t.dtype == np.int64 and t.shape[1] == 3
     a, p, n = t.T
     assert np.all(labels[a] == labels[p]) and np.all(a != p) and np.all(labels[n] != labels[a])
-    has_pos = {i for i, l in enumerate(labels) if (labels == l).sum() > 1}
+    has_pos = {i for i, lab in enumerate(labels) if (labels == lab).sum() > 1}
     assert sorted(a.tolist()) == sorted(has_pos)  # each anchor with a positive exactly once
     assert a.tolist() != sorted(a.tolist())  # shuffled
     # randomness covers all choices

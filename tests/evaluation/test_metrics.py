@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelib.evaluation.metrics import bootstrap_interval, dir_at_fpir, identification_metrics, l2_normalize, per_group_accuracy, rate_key, topk_accuracy, verification_metrics
+from facelib.evaluation.metrics import (
+    bootstrap_interval,
+    dir_at_fpir,
+    identification_metrics,
+    l2_normalize,
+    per_group_accuracy,
+    rate_key,
+    topk_accuracy,
+    verification_metrics,
+)
 
 
 def _unit(n: int, d: int, seed: int) -> np.ndarray:

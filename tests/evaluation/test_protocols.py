@@ -7,12 +7,21 @@ import json
 import numpy as np
 import pytest
 
-from facelib.evaluation.baselines import pixel_baseline
 from facelib.config import GALLERY_MODES
+from facelib.evaluation.baselines import pixel_baseline
 from facelib.evaluation.embedding_set import EmbeddingSet
 from facelib.evaluation.metrics import l2_normalize
+from facelib.evaluation.protocols import (
+    closed_protocol,
+    cross_photo_protocol,
+    cross_photo_retrieval,
+    detect_protocol,
+    gallery_protocol,
+    open_set_protocol,
+    run_protocol,
+    verification_protocol,
+)
 from facelib.evaluation.results import Identification
-from facelib.evaluation.protocols import closed_protocol, cross_photo_protocol, cross_photo_retrieval, detect_protocol, gallery_protocol, open_set_protocol, run_protocol, verification_protocol
 from facelib.evaluation.retrieval import faiss_available
 
 
@@ -100,7 +109,7 @@ def test_cross_photo_matches_brute_force(mode):
     clean = np.flatnonzero(s.clean_mask)
     names = a.gallery_identities
     for row, q in enumerate(a.probe_index):
-        best, scores = None, []
+        scores = []
         for name in names:
             cand = clean[(s.identities[clean] == name) & (s.photos[clean] != s.photos[q])]
             cand = cand[np.argsort(s.paths[cand])]
@@ -131,7 +140,7 @@ def test_cross_photo_retrieval_matches_the_whole_matrix(chunk):
     got = cross_photo_retrieval(s, chunk=chunk)
     g = np.flatnonzero(s.clean_mask)
     ids, n = s.identities, {}
-    for ident, photo in set(zip(ids[g].tolist(), s.photos[g].tolist())):
+    for ident, _ in set(zip(ids[g].tolist(), s.photos[g].tolist())):
         n[ident] = n.get(ident, 0) + 1
     q = np.flatnonzero([n.get(i, 0) >= 2 for i in ids.tolist()])
     scores = s.embeddings[q] @ s.embeddings[g].T
@@ -183,7 +192,8 @@ def test_detect_protocol_both_cases():
 def test_run_protocol_auto_and_json():
     s = random_set(n_ids=12, seed=2)
     train = random_set(n_ids=5, seed=3)
-    train = EmbeddingSet(train.embeddings, np.char.add("t", train.identities), train.photos, train.distortions, train.paths)
+    train = EmbeddingSet(train.embeddings, np.char.add("t", train.identities), train.photos, train.distortions,
+                         train.paths)
     r = run_protocol("auto", s, train)
     assert isinstance(r, Identification) and r.protocol == "cross-photo" and "disjoint" in r.protocol_reason
     j = r.to_dict()

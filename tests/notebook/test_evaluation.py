@@ -56,8 +56,8 @@ def test_classification_table(synth_root, tiny_checkpoint, tmp_path):
 
 def test_cross_photo_scores_hide_the_own_photo_and_match_the_library():
     from facelib.evaluation.embedding_set import EmbeddingSet
-    from facelib.evaluation.protocols import cross_photo_protocol
     from facelib.evaluation.metrics import l2_normalize
+    from facelib.evaluation.protocols import cross_photo_protocol
 
     rng = np.random.default_rng(0)
     ids = np.repeat(["a", "b", "c"], 4)
@@ -79,7 +79,8 @@ def test_pixel_verification_frames_the_pixels_as_the_model(monkeypatch):
     import facelib.evaluation.baselines
 
     seen = {}
-    monkeypatch.setattr(facelib.evaluation.baselines, "pixel_baseline", lambda name, probes, **kw: seen.update(kw, name=name))
+    monkeypatch.setattr(facelib.evaluation.baselines, "pixel_baseline",
+                        lambda name, probes, **kw: seen.update(kw, name=name))
     nb.pixel_verification(SimpleNamespace(probes=None, metrics={"model": {"face_crop": 0.55}}), seed=3)
     assert seen == {"name": "verification", "seed": 3, "face_crop": 0.55}
     nb.pixel_verification(SimpleNamespace(probes=None, metrics={}))  # a report without the model's framing

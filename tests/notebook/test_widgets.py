@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from facelib.config import EvalConfig, TrainConfig  # noqa: E402
-from facelib.notebook.widgets import EvalPanel, TrainPanel  # noqa: E402
+from facelib.config import EvalConfig, TrainConfig
+from facelib.notebook.widgets import EvalPanel, TrainPanel
 
 
 @pytest.fixture

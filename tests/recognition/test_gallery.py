@@ -13,9 +13,17 @@ import torch
 
 from facelib.cli import main
 from facelib.errors import DataError
-from facelib.training.model import ModelSpec
-from facelib.recognition.gallery import ENROLL_MODES, Gallery, GalleryError, build_gallery, identify, image_paths, threshold_from_metrics
+from facelib.recognition.gallery import (
+    ENROLL_MODES,
+    Gallery,
+    GalleryError,
+    build_gallery,
+    identify,
+    image_paths,
+    threshold_from_metrics,
+)
 from facelib.training.checkpoint import model_fingerprint
+from facelib.training.model import ModelSpec
 from tests.conftest import write_image
 
 E = np.eye(3, dtype=np.float32)

@@ -34,12 +34,12 @@ import numpy as np
 import pytest
 import torch
 
-from facelib.training import distributed, trainer as train_mod
 from facelib.cli import main
 from facelib.config import TrainConfig
-from facelib.errors import ConfigError
 from facelib.data.samplers import PKSampler, RankSplitSampler
+from facelib.errors import ConfigError
 from facelib.jobs import train
+from facelib.training import distributed, trainer as train_mod
 from facelib.training.trainer import last_checkpoint_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,7 +81,8 @@ ENTRY = textwrap.dedent('''
         facelib.training.distributed.convert_global_batchnorm = lambda module: module
     if os.environ.get("NO_AUGMENTATION"):
         import facelib.training.model, facelib.training.trainer
-        facelib.training.trainer.build_transform = lambda spec, train=False, **kw: facelib.training.model.build_transform(spec, train=False)
+        facelib.training.trainer.build_transform = (
+            lambda spec, train=False, **kw: facelib.training.model.build_transform(spec, train=False))
     from facelib.cli import main
     sys.exit(main(sys.argv[1:]))
 ''')

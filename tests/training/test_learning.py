@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from facelib.config import EvalConfig, get_profile
-from facelib.evaluation.report import run_test
 from facelib.data.synthetic import make_dataset
+from facelib.evaluation.report import run_test
 from facelib.jobs import train
 
 

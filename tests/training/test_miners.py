@@ -206,7 +206,7 @@ def test_semi_hard_agrees_with_pml():
         miner = pml_miners.TripletMarginMiner(margin=MARGIN, type_of_triplets="semihard")
         theirs = _triplet_set(miner(emb, labels))
 
-        def edge(t):  # within float noise of a boundary: implementations may differ there
+        def edge(t, dist=dist):  # within float noise of a boundary: implementations may differ there
             m = dist[t[0], t[2]].item() - dist[t[0], t[1]].item()
             return abs(m) < 1e-5 or abs(m - MARGIN) < 1e-5
 

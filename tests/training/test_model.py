@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from facelib.errors import CheckpointError, ModelError
-from facelib.training.model import EmbeddingNet, build_model, build_transform, describe_weights
 from facelib.training.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from facelib.training.model import EmbeddingNet, build_model, build_transform, describe_weights
 
 
 @pytest.fixture(scope="module")
@@ -201,9 +199,9 @@ def test_original_scripts_plain_state_dict_loads(tmp_path):
 
 
 def test_transform_frames_the_face_before_the_resize(small):
-    import numpy as np
     from dataclasses import replace
 
+    import numpy as np
     from PIL import Image
 
     _, spec = small

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from facelib.training import trainer as train_mod
 from facelib.config import TrainConfig
 from facelib.errors import DataError
+from facelib.jobs import train
+from facelib.training import trainer as train_mod
 from facelib.training.losses import TripletLoss
 from facelib.training.miners import batch_all
-from facelib.jobs import train
 from facelib.training.trainer import Trainer, last_checkpoint_path
 from tests.conftest import make_folder, write_image
 
