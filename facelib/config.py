@@ -21,10 +21,17 @@ from facelib.errors import ConfigError
 # Every name a user can choose is defined here, once; the modules build their tables from these tuples
 # (tests/test_layout.py checks that they agree) and the CLI and the widgets offer them as choices.
 MINERS = ("random", "batch_all", "batch_hard", "semi_hard")  # facelib.training.miners.MINER_TABLE
-DISTANCES = ("euclidean", "cosine")  # facelib.training.losses.pairwise_distances
+DISTANCES = ("euclidean", "cosine")  # facelib.training.distances.DISTANCE_TABLE
 SAMPLERS = ("pk", "triplets")
+# The --loss choices: the keys of facelib.training.losses.LOSS_TABLE (tests/training/test_losses.py checks they
+# agree). A list: facelib.training.losses.register_loss appends a loss registered under a new name.
 # "none": no metric loss, the distillation term alone (needs a teacher)
-LOSSES = ("triplet", "arcface", "cosface", "none")
+LOSSES: list[str] = ["triplet", "arcface", "cosface", "none"]
+# The loss margins' defaults, written once: the triplet margin (TrainConfig.margin; the losses and miners default
+# to it), each margin softmax's additive margin (TrainConfig.class_margin None picks it) and logit scale
+TRIPLET_MARGIN = 0.2
+CLASS_MARGINS = {"arcface": 0.5, "cosface": 0.35}
+CLASS_SCALE = 30.0
 DISTILL_FORMS = ("projection", "similarity")  # facelib.training.distill.DistillLoss
 # Peak AdamW learning rates. Fine-tuning ImageNet weights: a small rate keeps what they know (timm and
 # Bag-of-Tricks use 1e-4 to 3.5e-4). From random initialisation nothing is to be kept, and on a CPU budget
@@ -204,8 +211,8 @@ class TrainConfig:
                      rule="p (identities per batch) must be >= 2")
     k: int = setting(4, "images per identity (default: %(default)s)", check=lambda v: v >= 2,
                      rule="k (images per identity) must be >= 2")
-    margin: float = setting(0.2, "triplet margin (default: {default})", cli="if_given", check=lambda v: v >= 0,
-                            rule="margin must be >= 0")
+    margin: float = setting(TRIPLET_MARGIN, "triplet margin (default: {default})", cli="if_given",
+                            check=lambda v: v >= 0, rule="margin must be >= 0")
     distance: str = setting("euclidean", "triplet distance; cosine normalises the embeddings itself, euclidean "
                             "compares them as --[no-]normalize-embeddings leaves them (default: %(default)s)",
                             choices=DISTANCES)
@@ -216,10 +223,11 @@ class TrainConfig:
     normalize_embeddings: bool = setting(
         True, "triplet loss on L2-normalised embeddings; --no-normalize-embeddings: on the neck's output scaled by "
         "1/sqrt(dim) (evaluation always normalises) (default: {default})", kind="bool", cli="if_given")
-    # arcface/cosface additive margin (None: 0.5 arcface, 0.35 cosface)
-    class_margin: float | None = setting(None, "arcface/cosface margin (default: 0.5 arcface, 0.35 cosface)",
-                                         check=_optional(lambda v: v >= 0), rule="class margin must be >= 0")
-    class_scale: float = setting(30.0, "arcface/cosface logit scale (default: %(default)s)", check=_positive,
+    # arcface/cosface additive margin (None: the loss's own, CLASS_MARGINS)
+    class_margin: float | None = setting(
+        None, "arcface/cosface margin (default: " + ", ".join(f"{m:g} {k}" for k, m in CLASS_MARGINS.items()) + ")",
+        check=_optional(lambda v: v >= 0), rule="class margin must be >= 0")
+    class_scale: float = setting(CLASS_SCALE, "arcface/cosface logit scale (default: %(default)s)", check=_positive,
                                  rule="class scale must be > 0")
     # a pretrained teacher's embedding of each clean photo, matched by the student (facelib.training.distill)
     teacher: str | None = setting(

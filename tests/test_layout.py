@@ -126,20 +126,20 @@ def test_each_registry_name_is_defined_once_and_the_tables_agree():
     from facelib import cli, config
     from facelib.evaluation import protocols, results
     from facelib.notebook import widgets  # noqa: F401 (imports the choices it offers)
-    from facelib.training import losses
+    from facelib.training import distances
 
     # each miner name maps to the miner that behaves as that name says: tests/training/test_miners.py
     assert tuple(protocols.PROTOCOL_RUNNERS) == config.PROTOCOL_NAMES == tuple(results.PROTOCOL_DESCRIPTIONS)
     assert set(config.PROTOCOLS) - {"auto"} <= set(config.PROTOCOL_NAMES)
     assert set(config.ENROLL_MODES) <= set(config.GALLERY_MODES)
     for name in config.DISTANCES:  # every distance a miner and the loss accept
-        assert losses.pairwise_distances(torch.eye(3), name).shape == (3, 3)
+        assert distances.pairwise_distances(torch.eye(3), name).shape == (3, 3)
     parser = cli.build_parser()
     choices = {(cmd, a.dest): tuple(a.choices) for cmd, p in cli.command_parsers(parser).items()
                for a in p._actions if a.choices is not None}
     assert choices[("train", "miner")] == config.MINERS
     assert choices[("train", "distance")] == config.DISTANCES
-    assert choices[("train", "loss")] == config.LOSSES
+    assert choices[("train", "loss")] == tuple(config.LOSSES)  # = the losses registry: tests/training/test_losses.py
     assert choices[("train", "distill")] == config.DISTILL_FORMS
     assert choices[("test", "protocol")] == config.PROTOCOLS
     assert choices[("test", "gallery")] == config.GALLERY_MODES

@@ -36,7 +36,8 @@ def triplet_parts(emb, labels, miner: str, margin: float):
     the per-triplet loss [T] (``TripletLoss(reduction="none")``)."""
     import torch
 
-    from facelib.training.losses import TripletLoss, pairwise_distances
+    from facelib.training.distances import pairwise_distances
+    from facelib.training.losses import TripletLoss
     from facelib.training.miners import get_miner
 
     emb = emb.detach().float()

@@ -2,11 +2,12 @@
 
 As in pytorch-metric-learning's ``BaseMiner``, :class:`Miner` does the shared work once under
 ``torch.no_grad``: it checks the shapes, builds one [B, B] distance matrix
-(:func:`facelib.training.losses.pairwise_distances`) with the positive and negative masks, returns empty
+(:func:`facelib.training.distances.pairwise_distances`) with the positive and negative masks, returns empty
 triplets when no anchor has both a positive and a negative, and checks the output. Each miner writes only
 :meth:`Miner.mine`, vectorised. The result is three LongTensors of equal length on ``embeddings.device``. A
 valid triplet has ``labels[a] == labels[p]``, ``a != p`` and ``labels[n] != labels[a]``. The triplets are then
-scored by :class:`facelib.training.losses.TripletLoss`.
+scored by :class:`facelib.training.losses.TripletLoss`
+(:class:`facelib.training.losses.MinedTripletLoss` mines and scores them in one call).
 
 The miners' names are :data:`facelib.config.MINERS`; :data:`MINER_TABLE` maps them to the miners.
 """
@@ -18,8 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from facelib.config import MINERS
-from facelib.training.losses import pairwise_distances
+from facelib.config import MINERS, TRIPLET_MARGIN
+from facelib.training.distances import pairwise_distances
 
 Triplets = tuple[Tensor, Tensor, Tensor]
 
@@ -43,8 +44,8 @@ class Miner:
     """
 
     @torch.no_grad()
-    def __call__(self, embeddings: Tensor, labels: Tensor, *, margin: float = 0.2, distance: str = "euclidean",
-                 generator: torch.Generator | None = None) -> Triplets:
+    def __call__(self, embeddings: Tensor, labels: Tensor, *, margin: float = TRIPLET_MARGIN,
+                 distance: str = "euclidean", generator: torch.Generator | None = None) -> Triplets:
         if embeddings.dim() != 2:
             raise ValueError(f"embeddings must be [B, D], got shape {tuple(embeddings.shape)}")
         labels = torch.as_tensor(labels, device=embeddings.device).reshape(-1)

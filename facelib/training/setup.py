@@ -1,6 +1,6 @@
 """What the :class:`~facelib.training.trainer.Trainer` is wired from, each a function of the
 :class:`~facelib.config.TrainConfig`: the training folder (with its checks and made distortions), the model's
-placement (device, data-parallel, compile), the loss, the P x K sampler, the batches a step consumes, and
+placement (device, data-parallel, compile), the P x K sampler, the batches a step consumes, and
 the log lines that describe them.
 """
 
@@ -18,7 +18,7 @@ from facelib.data.folders import DISTORTION_KINDS, FaceFolder, ImageDataset, sca
 from facelib.data.samplers import PKSampler
 from facelib.errors import ConfigError, DataError
 from facelib.training import distributed
-from facelib.training.losses import MarginSoftmaxLoss, TripletLoss
+from facelib.training.losses import get_loss
 
 Log = Callable[[str], None]
 
@@ -44,7 +44,7 @@ def check_data_parallel(cfg: TrainConfig, world: int) -> None:
                           "(sampler='triplets') runs in one process", fields=("sampler",))
     if cfg.unlabelled:
         raise ConfigError("unlabelled photos train in one process for now", fields=("unlabelled",))
-    check_split(cfg.p, world, cfg.gather or cfg.loss != "triplet", cfg.negatives)
+    check_split(cfg.p, world, cfg.gather or not get_loss(cfg.loss).mines, cfg.negatives)
 
 
 def training_folder(cfg: TrainConfig, log: Log) -> FaceFolder:
@@ -63,13 +63,6 @@ def training_folder(cfg: TrainConfig, log: Log) -> FaceFolder:
             log(f"{bare} clean photos have no distortion/ copies: their {len(DISTORTION_KINDS)} distortions "
                 "are made on the fly (synth_distortions)")
     return folder
-
-
-def normalizes(cfg: TrainConfig) -> bool:
-    """Whether the loss sees L2-normalised embeddings. ArcFace/CosFace and the cosine distance normalise
-    inside the loss (the same values and gradients either way): only a Euclidean triplet loss sees
-    un-normalised embeddings, and the log says so."""
-    return cfg.normalize_embeddings or cfg.loss != "triplet" or cfg.distance == "cosine"
 
 
 def place_model(model: nn.Module, device: torch.device, data_parallel: bool,
@@ -104,21 +97,6 @@ def describe_augmentation(augment: str, transform) -> str:
     """``augmentation mild: RandomResizedCrop, RandomHorizontalFlip, ColorJitter``."""
     return f"augmentation {augment}: " + ", ".join(type(t).__name__ for t in transform.transforms
                                                    if type(t).__name__ not in _PLUMBING)
-
-
-def build_criterion(cfg: TrainConfig, n_classes: int, log: Log) -> nn.Module:
-    """The loss: :class:`TripletLoss` on mined (or given) triplets, or a margin softmax over the
-    ``n_classes`` training identities (its class weights train with the model, never saved)."""
-    if cfg.loss == "none":  # the distillation term alone (TrainConfig.validate: a teacher is set)
-        return nn.Module()
-    if cfg.loss == "triplet":
-        return TripletLoss(margin=cfg.margin, distance=cfg.distance, soft=cfg.soft_margin,
-                           reduction="mean" if cfg.sampler == "triplets" else "mean_active")
-    criterion = MarginSoftmaxLoss(n_classes, cfg.embedding_dim, kind=cfg.loss, margin=cfg.class_margin,
-                                  scale=cfg.class_scale)
-    log(f"{cfg.loss} head: {n_classes} classes x {cfg.embedding_dim}, margin {criterion.margin}, scale "
-        f"{criterion.scale} (training only, not saved in the checkpoint)")
-    return criterion
 
 
 class TeacherTargets(NamedTuple):
@@ -168,8 +146,8 @@ def teacher_targets(cfg: TrainConfig, folder: FaceFolder, log: Log) -> TeacherTa
     if lost:
         log(f"distillation: {lost} of {len(rows)} training images have no teacher target (their clean photo is "
             "missing or unreadable): they train on the metric loss alone")
-    if cfg.loss == "none" and lost == len(rows):
-        raise DataError("no training image has a teacher target, and loss none trains on nothing else")
+    if not get_loss(cfg.loss).trains and lost == len(rows):
+        raise DataError(f"no training image has a teacher target, and loss {cfg.loss} trains on nothing else")
     emb = np.asarray(done.emb, np.float32)
     centre = emb[ok].mean(0) if ok.any() else np.zeros(emb.shape[1], np.float32)
     return TeacherTargets(torch.from_numpy(rows), torch.from_numpy(centred(emb, centre)), centre)
@@ -242,16 +220,15 @@ def build_sampler(cfg: TrainConfig, folder: FaceFolder, log: Log) -> PKSampler |
     return sampler
 
 
-def describe_pk(cfg: TrainConfig, sampler, normalize: bool, log: Log) -> None:
-    """The log lines of a P x K run: the extra negatives, then batch shape, steps and the recipe."""
+def describe_pk(cfg: TrainConfig, sampler, loss: str, log: Log) -> None:
+    """The log lines of a P x K run: the extra negatives, then batch shape, steps and the recipe (``loss``: the
+    loss's words, :meth:`facelib.training.losses.MetricLoss.describe`, or "" for its name)."""
     if cfg.negatives:
         pool = len(sampler.negative_identities)
         log(f"P x K sampler: + {sampler.negatives} extra negatives per batch, one image each of an "
             f"identity that is not a batch identity ({pool} such identities"
             + (f"; negatives={cfg.negatives} clamped" if sampler.negatives < cfg.negatives else "") + ")")
-    what = (f"miner {cfg.miner}, margin {cfg.margin}, "
-            + ("on L2-normalised embeddings" if normalize else "on un-normalised embeddings / sqrt(dim)")
-            if cfg.loss == "triplet" else f"loss {cfg.loss}")
+    what = loss or f"loss {cfg.loss}"
     if cfg.teacher:
         what += f"; + {cfg.distill_weight:g} x distillation from teacher {cfg.teacher} ({cfg.distill})"
     log(f"P x K batches: P={cfg.p} identities x K={cfg.k} images, {len(sampler)} steps per epoch, " + what)

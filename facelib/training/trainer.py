@@ -29,12 +29,11 @@ from facelib.io import write_json
 from facelib.runtime import autocast_dtype, describe_device, memory_format, precision_label, resolve_device
 from facelib.training import distributed
 from facelib.training.checkpoint import read_checkpoint, save_checkpoint
-from facelib.training.miners import get_miner
+from facelib.training.losses import build_loss, embedding_spread
 from facelib.training.model import ModelSpec, build_model, build_transform, describe_framing, describe_weights
 from facelib.training.setup import (
-    Batch, Indexed, TripletImages, build_criterion, build_sampler, check_data_parallel, check_split, describe_augmentation,
-    describe_pk, normalizes, place_model, teacher_targets, training_folder, triplet_batch, triplet_steps,
-    unlabelled_images,
+    Batch, Indexed, TripletImages, build_sampler, check_data_parallel, check_split, describe_augmentation, describe_pk,
+    place_model, teacher_targets, training_folder, triplet_batch, triplet_steps, unlabelled_images,
 )
 
 COLLAPSE_SPREAD = 0.05  # spread below this: the embeddings have (nearly) collapsed to one point
@@ -100,7 +99,7 @@ def warmup_cosine(progress: float, warmup: float, floor: float = 0.01) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * rest))
 
 
-STAT_KEYS = ("loss", "active_fraction", "pos_dist", "neg_dist", "spread", "accuracy", "distill", "teacher_cos")
+STAT_KEYS = ("loss", "spread", "distill", "teacher_cos")  # in the history, beside the loss's own log_stats
 
 
 class Trainer:
@@ -142,13 +141,13 @@ class Trainer:
         log(f"device {describe_device(self.device)}, precision {precision_label(self.amp_dtype)}")
         self.memory_format = memory_format(self.device)
         self.gather = self.dist.enabled and cfg.gather
-        self.normalize = normalizes(cfg)
         self.model, self.forward = place_model(self.model, self.device, self.dist.enabled, cfg.compile)
         transform = build_transform(self.spec, train=True, augment=cfg.augment)
         self.images = ImageDataset(self.folder.paths, self.labels, transform, self.folder.synthetic_kinds)
         log(describe_augmentation(cfg.augment, transform))
-        self.miner = get_miner(cfg.miner)
-        self.criterion = build_criterion(cfg, len(self.folder.identities), log).to(self.device)
+        self.criterion = build_loss(cfg, len(self.folder.identities), log).to(self.device)
+        # a loss that compares on the sphere anyway gets unit embeddings (the same values): the log says which
+        self.normalize = cfg.normalize_embeddings or self.criterion.unit_embeddings
         self.distill: nn.Module | None = None
         if cfg.teacher:
             from facelib.training.distill import DistillLoss
@@ -174,7 +173,7 @@ class Trainer:
             if self.dist.enabled:
                 self._split_sampler(log)
             self.steps_per_epoch = len(self.sampler)
-            describe_pk(cfg, self.sampler, self.normalize, log)
+            describe_pk(cfg, self.sampler, self.criterion.describe(self.normalize), log)
         else:
             self.triplet_batch = cfg.batch_size or 32
             self.steps_per_epoch = triplet_steps(cfg, len(self._epoch_triplets(0)), self.triplet_batch)
@@ -231,7 +230,7 @@ class Trainer:
 
         world, p = self.dist.world_size, self.sampler.p
         # P and the negatives may have been clamped to the data: check what the sampler uses
-        check_split(p, world, self.gather or self.cfg.loss != "triplet", self.sampler.negatives)
+        check_split(p, world, self.gather or not self.criterion.mines, self.sampler.negatives)
         self.sampler = RankSplitSampler(self.sampler, self.dist.rank, world)
         sync_bn = "SyncBatchNorm" if self.device.type == "cuda" else "GlobalBatchNorm"
         log(f"data-parallel: {world} processes ({'nccl' if self.device.type == 'cuda' else 'gloo'}), each "
@@ -257,7 +256,7 @@ class Trainer:
             # augmentation draws per rank and epoch (so a resumed run repeats them), random mining per
             # epoch and the same on every rank (it picks triplets of the global batch)
             torch.manual_seed(rank_seed(cfg.seed, epoch, self.dist.rank))
-            self._mining_generator = torch.Generator(self.device).manual_seed(rank_seed(cfg.seed, epoch))
+            self.criterion.generator = torch.Generator(self.device).manual_seed(rank_seed(cfg.seed, epoch))
         if self.sampler is not None:
             # One loader for the whole run, so worker processes persist across epochs; the batch
             # sampler runs in this process, so set_epoch still decides each epoch's batches.
@@ -304,15 +303,14 @@ class Trainer:
         return self.cfg.base_lr * warmup_cosine(self.progress(), self.cfg.warmup)
 
     def step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One optimisation step: forward, mine (unless the batch carries its triplets), loss, backward,
-        clip, AdamW at :meth:`learning_rate`. Returns detached 0-d tensors on the device (``loss``,
-        ``spread`` and the loss's own statistics); nothing is copied to the host, so a GPU never waits.
+        """One optimisation step: forward, the loss (``criterion(embeddings, labels, triplets)``, one call for every
+        loss: the triplet loss mines unless the batch carries its triplets), backward, clip, AdamW at
+        :meth:`learning_rate`. Returns detached 0-d tensors on the device (``loss``, ``spread`` and the loss's own
+        statistics); nothing is copied to the host, so a GPU never waits.
 
         Data-parallel with ``gather``: the ranks' embeddings [B/W, D] and labels are all-gathered into
         the global batch [B, D], which every rank mines and scores alike; each back-propagates through
         its own rows."""
-        from facelib.training.losses import embedding_spread
-
         images, extra_rows = batch.images, None
         if self.cfg.unlabelled and batch.index is not None:  # + photos without identities, for the teacher alone
             more, extra_rows = self._unlabelled_batch()
@@ -330,22 +328,10 @@ class Trainer:
         emb, emb_unlabelled = emb[: len(y)], emb[len(y):]
         if not self.normalize:  # a standardised (BN neck) embedding then has unit expected norm, like the sphere
             emb = emb / math.sqrt(emb.shape[1])
-        mining: dict[str, Any] = {}
-        if self.dist.enabled:
-            mining["generator"] = self._mining_generator
         if self.gather:
             emb, y = distributed.gather_with_grad(emb), distributed.gather(y)
-        if self.cfg.loss == "triplet":
-            if batch.triplets is not None:
-                a, p, n = (t.to(self.device) for t in batch.triplets)
-            else:
-                a, p, n = self.miner(emb.detach(), y, margin=self.cfg.margin, distance=self.cfg.distance,
-                                     **mining)
-            loss, stats = self.criterion(emb, a, p, n)
-        elif self.cfg.loss == "none":
-            loss, stats = emb.sum() * 0.0, {}
-        else:
-            loss, stats = self.criterion(emb, y)
+        given = None if batch.triplets is None else tuple(t.to(self.device) for t in batch.triplets)
+        loss, stats = self.criterion(emb, y, given)
         if self.distill is not None and batch.index is not None:
             index = batch.index.to(self.device, non_blocking=True)
             if self.gather:
@@ -426,7 +412,8 @@ class Trainer:
                 sums = dict(zip(keys, distributed.average(torch.stack([sums[k].float() for k in keys]))))
                 n_images *= self.dist.world_size
             entry: dict[str, Any] = {"epoch": epoch + 1}
-            entry.update({k: float(v) / max(1, steps) for k, v in sums.items() if k in STAT_KEYS})
+            keep = STAT_KEYS + tuple(k for k, _ in self.criterion.log_stats)
+            entry.update({k: float(v) / max(1, steps) for k, v in sums.items() if k in keep})
             entry.update(lr=self.learning_rate(), seconds=seconds, images_per_sec=n_images / max(seconds, 1e-9),
                          steps=steps)
             if self.validator is not None and self.dist.is_main:
@@ -461,11 +448,7 @@ class Trainer:
     def _epoch_line(self, entry: dict[str, Any]) -> str:
         nan = float("nan")
         line = f"epoch {entry['epoch']}/{self.cfg.epochs}  loss {entry.get('loss', nan):.4f}  "
-        if self.cfg.loss == "triplet":
-            line += (f"active {entry.get('active_fraction', nan):.2f}  d+ {entry.get('pos_dist', nan):.3f}  "
-                     f"d- {entry.get('neg_dist', nan):.3f}  ")
-        elif self.cfg.loss != "none":
-            line += f"batch acc {entry.get('accuracy', nan):.2f}  "
+        line += "".join(fmt.format(entry.get(key, nan)) + "  " for key, fmt in self.criterion.log_stats)
         if "distill" in entry:
             line += f"distill {entry['distill']:.4f} (teacher cos {entry.get('teacher_cos', nan):.2f})  "
         line += f"spread {entry.get('spread', nan):.3f}  {entry['images_per_sec']:.1f} img/s"

@@ -6,26 +6,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facelib.training.losses import TripletLoss, embedding_spread, pairwise_distances
+from facelib.config import CLASS_MARGINS, LOSSES, TRIPLET_MARGIN, TrainConfig
+from facelib.training.distances import pairwise_distances
+from facelib.training.losses import (
+    LOSS_TABLE, MarginSoftmaxLoss, MetricLoss, MinedTripletLoss, NoLoss, TripletLoss, build_loss, embedding_spread,
+    get_loss, register_loss,
+)
+from facelib.training.miners import batch_all, get_miner
 
 
 def _idx(*xs):
     return tuple(torch.tensor(x, dtype=torch.long) for x in xs)
-
-
-def test_pairwise_euclidean_and_cosine():
-    x = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]])
-    d = pairwise_distances(x)
-    want = torch.tensor([[0.0, 5.0, 1.0], [5.0, 0.0, math.sqrt(18)], [1.0, math.sqrt(18), 0.0]])
-    torch.testing.assert_close(d, want, atol=1e-5, rtol=0)
-    torch.manual_seed(0)
-    y = F.normalize(torch.randn(20, 8), dim=1)
-    torch.testing.assert_close(pairwise_distances(y), torch.cdist(y, y), atol=1e-5, rtol=0)
-    c = pairwise_distances(y, "cosine")
-    torch.testing.assert_close(c, 1 - y @ y.T - torch.diag(torch.diag(1 - y @ y.T)), atol=1e-6, rtol=0)
-    assert torch.all(c.diag() == 0)
-    with pytest.raises(ValueError):
-        pairwise_distances(y, "manhattan")
 
 
 def test_known_answer_2d():
@@ -128,23 +119,8 @@ def test_embedding_spread():
     assert embedding_spread(x[:1]) == 0.0
 
 
-def test_pairwise_distances_under_autocast_and_half_input():
-    torch.manual_seed(0)
-    x = F.normalize(torch.randn(16, 32), dim=1)
-    ref = pairwise_distances(x)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        d = pairwise_distances(x)
-    assert d.dtype == torch.float32
-    torch.testing.assert_close(d, ref)
-    d16 = pairwise_distances(x.bfloat16())
-    assert d16.dtype == torch.float32
-    torch.testing.assert_close(d16, ref, atol=2e-2, rtol=0)
-
-
 @pytest.mark.parametrize("kind", ["arcface", "cosface"])
 def test_margin_softmax_known_answer(kind: str):
-    from facelib.training.losses import MarginSoftmaxLoss
-
     crit = MarginSoftmaxLoss(3, 2, kind=kind, scale=10.0)
     with torch.no_grad():
         crit.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
@@ -154,13 +130,11 @@ def test_margin_softmax_known_answer(kind: str):
     target = math.cos(math.pi / 4 + 0.5) if kind == "arcface" else c - 0.35
     logits = torch.tensor([[10 * target, 10 * c, -10 * c]])
     assert loss.item() == pytest.approx(F.cross_entropy(logits, torch.tensor([0])).item(), rel=1e-5)
-    assert crit.margin == (0.5 if kind == "arcface" else 0.35)
+    assert crit.margin == CLASS_MARGINS[kind] == (0.5 if kind == "arcface" else 0.35)
     assert stats["accuracy"].item() in (0.0, 1.0)  # a tie between classes 0 and 1
 
 
 def test_arcface_margin_past_pi_stays_monotone():
-    from facelib.training.losses import MarginSoftmaxLoss
-
     crit = MarginSoftmaxLoss(2, 3, kind="arcface", margin=0.5, scale=1.0)
     with torch.no_grad():
         crit.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))  # class 1 orthogonal to the plane
@@ -171,8 +145,6 @@ def test_arcface_margin_past_pi_stays_monotone():
 
 
 def test_margin_softmax_learns_separable_points():
-    from facelib.training.losses import MarginSoftmaxLoss
-
     torch.manual_seed(0)
     crit = MarginSoftmaxLoss(4, 8, kind="arcface", scale=16.0)
     centers = F.normalize(torch.randn(4, 8), dim=1)
@@ -190,8 +162,6 @@ def test_margin_softmax_learns_separable_points():
 
 
 def test_margin_softmax_rejects_unknown_kind():
-    from facelib.training.losses import MarginSoftmaxLoss
-
     with pytest.raises(ValueError, match="arcface"):
         MarginSoftmaxLoss(3, 2, kind="sphereface")
 
@@ -209,3 +179,72 @@ def test_reduction_none_gives_the_per_triplet_hinge():
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     empty, _ = TripletLoss(reduction="none")(x, *_idx([], [], []))
     assert empty.shape == (0,) and empty.requires_grad
+
+
+# ----------------------------------------------------------------------------- the registry and the one call
+
+def _cfg(loss: str) -> TrainConfig:
+    return TrainConfig(loss=loss, embedding_dim=4, teacher="dlib" if loss == "none" else None)
+
+
+def test_the_registry_keys_are_the_config_choices():
+    from facelib.config import choices
+
+    assert tuple(LOSS_TABLE) == tuple(LOSSES) == ("triplet", "arcface", "cosface", "none")
+    assert choices(TrainConfig, "loss") is LOSSES  # what --loss offers, grown by register_loss
+    assert get_loss("triplet") is MinedTripletLoss and get_loss("none") is NoLoss
+    assert get_loss("arcface") is get_loss("cosface") is MarginSoftmaxLoss
+
+
+@pytest.mark.parametrize("name", list(LOSS_TABLE))
+def test_every_registered_loss_takes_the_one_call(name):
+    torch.manual_seed(0)
+    x = F.normalize(torch.randn(8, 4), dim=1).requires_grad_(True)
+    y = torch.arange(4).repeat_interleave(2)
+    given = _idx([0, 2], [1, 3], [4, 6])
+    loss = build_loss(_cfg(name), 4, log=lambda s: None)
+    assert isinstance(loss, MetricLoss)
+    for indices in (None, given):
+        value, stats = loss(x, y, indices)
+        assert value.dim() == 0 and value.requires_grad and torch.isfinite(value)
+        assert all(v.dim() == 0 and not v.requires_grad for v in stats.values() if isinstance(v, torch.Tensor))
+        assert {k for k, _ in loss.log_stats} <= set(stats)
+    if not loss.mines:  # a loss that scores no triplets ignores them
+        assert loss(x, y)[0].item() == loss(x, y, given)[0].item()
+    assert (loss(x, y)[0].item() != 0) == loss.trains
+
+
+def test_the_triplet_loss_mines_unless_given_its_triplets():
+    torch.manual_seed(1)
+    x, y = F.normalize(torch.randn(12, 6), dim=1), torch.arange(3).repeat_interleave(4)
+    loss = MinedTripletLoss("batch_all", margin=0.3)
+    mined, stats = loss(x, y)
+    ref, ref_stats = TripletLoss(0.3)(x, *batch_all(x, y))
+    assert mined.item() == ref.item() and stats["n_triplets"] == ref_stats["n_triplets"] == 3 * 4 * 3 * 8
+    given = _idx([0, 4], [1, 5], [8, 9])
+    assert loss(x, y, given)[0].item() == TripletLoss(0.3)(x, *given)[0].item() != mined.item()
+    random = MinedTripletLoss("random")  # its draws come from its generator, when the trainer sets one
+    random.generator = torch.Generator().manual_seed(5)
+    want = TripletLoss()(x, *get_miner("random")(x, y, generator=torch.Generator().manual_seed(5)))[0]
+    assert random(x, y)[0].item() == want.item()
+
+
+def test_the_margins_are_the_configs():
+    cfg = TrainConfig()
+    assert cfg.margin == TRIPLET_MARGIN == TripletLoss().margin == MinedTripletLoss().triplet.margin
+    assert build_loss(cfg.replace(margin=0.7), 2, log=print).triplet.margin == 0.7
+    for kind, margin in CLASS_MARGINS.items():
+        lines: list[str] = []
+        assert build_loss(_cfg(kind), 3, log=lines.append).margin == margin
+        assert f"margin {margin}," in lines[0]
+        assert build_loss(_cfg(kind).replace(class_margin=0.1), 3, log=print).margin == 0.1
+
+
+def test_register_loss_refuses_a_taken_name_or_a_non_loss():
+    with pytest.raises(ValueError, match="registered already"):
+        register_loss("triplet")(NoLoss)
+    with pytest.raises(TypeError, match="MetricLoss"):
+        register_loss("plain")(torch.nn.Module)
+    with pytest.raises(ValueError, match="triplet, arcface"):
+        get_loss("sphereface")
+    assert tuple(LOSS_TABLE) == tuple(LOSSES)  # nothing was added

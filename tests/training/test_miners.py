@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facelib.training.losses import pairwise_distances
+from facelib.training.distances import pairwise_distances
 from facelib.training.miners import MINER_TABLE as MINERS, batch_hard, get_miner, semi_hard
 
 MARGIN = 0.5

@@ -261,3 +261,46 @@ def test_resume_refuses_another_recipe(synth_root: Path, tmp_path: Path):
     train(tiny(synth_root / "train", tmp_path / "m.pth", loss="arcface"), **QUIET)
     with pytest.raises(CheckpointError, match="another recipe"):
         train(tiny(synth_root / "train", tmp_path / "m.pth", epochs=2, resume=True), **QUIET)
+
+
+@pytest.fixture
+def loss_registry():
+    """A test may register a loss: the names and the table as they were afterwards."""
+    from facelib import config
+    from facelib.training.losses import LOSS_TABLE
+
+    names, table = list(config.LOSSES), dict(LOSS_TABLE)
+    yield
+    config.LOSSES[:] = names
+    LOSS_TABLE.clear()
+    LOSS_TABLE.update(table)
+
+
+def test_a_new_loss_is_one_registered_class(synth_root: Path, tmp_path: Path, loss_registry):
+    from facelib.training.distances import pairwise_distances
+    from facelib.training.losses import MetricLoss, register_loss
+
+    @register_loss("contrastive")
+    class Contrastive(MetricLoss):  # Hadsell et al. 2006: positives together, negatives past the margin
+        log_stats = (("neg_dist", "d- {:.3f}"),)
+
+        def __init__(self, margin: float):
+            super().__init__()
+            self.margin = margin
+
+        @classmethod
+        def from_config(cls, cfg, n_classes, log):
+            return cls(cfg.margin)
+
+        def forward(self, emb, labels, indices=None):
+            d = pairwise_distances(emb)
+            same, off = labels[:, None] == labels[None, :], ~torch.eye(len(labels), dtype=torch.bool)
+            per = torch.where(same, d.pow(2), (self.margin - d).clamp_min(0).pow(2))
+            return per[off].mean(), {"neg_dist": d[~same].mean().detach()}
+
+    t = Trainer(tiny(synth_root / "train", tmp_path / "m.pth", loss="contrastive", margin=1.5, augment="none",
+                     warmup=0.0, lr=3e-3), **QUIET)
+    batch = next(iter(t.batches(0)))
+    losses = [float(t.step(batch)["loss"]) for _ in range(4)]  # the same batch: its loss goes down
+    assert isinstance(t.criterion, Contrastive) and losses[-1] < 0.8 * losses[0], losses
+    assert "d- 0.500" in t._epoch_line({"epoch": 1, "neg_dist": 0.5, "images_per_sec": 1.0})
