@@ -27,8 +27,9 @@ from typing import Protocol, Sequence
 import numpy as np
 from PIL import Image
 
-from facelib.data.folders import load_image, name_list, scan_folder
+from facelib.config import AUTO_UPSAMPLE_BELOW, DETECTORS, NO_FACE  # the registry's names
 from facelib.data.distortions import save_jpeg
+from facelib.data.folders import load_image, name_list, scan_folder
 from facelib.errors import DataError, FacelibError
 from facelib.io import atomic_path, write_json
 
@@ -45,10 +46,7 @@ __all__ = ["TEMPLATE", "DETECTORS", "NO_FACE", "Aligner", "AlignReport", "Landma
 TEMPLATE = np.array([[0.4219, 0.4576],   # image-left eye
                      [0.5826, 0.4554],   # image-right eye
                      [0.5022, 0.5781]])  # nose (dlib landmark 4, below the tip)
-DETECTORS: tuple[str, ...] = ("hog", "cnn")
-NO_FACE: tuple[str, ...] = ("keep", "skip")
 DETECT_MAX_SIDE = 1024  # larger photos are detected downscaled to this (HOG/CNN time grows with the pixels)
-AUTO_UPSAMPLE_BELOW = 300  # upsample=None: upsample once when the shorter side is below this (px): FACECOM, LFW, CelebA
 MARKER = ".facelib-align.json"  # written into OUT; a non-empty OUT without it is refused
 MISSING_DLIB = "face alignment needs dlib: pip install 'facelib[align]'"
 
