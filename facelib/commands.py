@@ -77,7 +77,7 @@ class IdentifyConfig(Inference):
     align: bool = setting(False, "detect and align each photo's face first, as `facelib align` does (needs "
                           "facelib[align]); use it for raw photos when the model was trained on `facelib align` "
                           "output or FACECOM", kind="true")
-    detector: str = setting("hog", "face detector of --align (default: %(default)s)", choices=DETECTORS)
+    detector: str = setting(DETECTORS[0], "face detector of --align (default: %(default)s)", choices=DETECTORS)
 
 
 @dataclass(kw_only=True)
@@ -96,7 +96,7 @@ class AlignConfig(Checked):
                        kind="positional")
     out: str = setting(help="output folder: new, empty, or the output of an earlier align run (overwritten)",
                        kind="positional")
-    detector: str = setting("hog", "dlib face detector: hog (fast) or cnn (MMOD, about 1 image/s on a CPU) "
+    detector: str = setting(DETECTORS[0], "dlib face detector: hog (fast) or cnn (MMOD, about 1 image/s on a CPU) "
                             "(default: %(default)s)", choices=DETECTORS)
     size: int = setting(224, "output side (default: %(default)s)", metavar="PX", bounds=(16, None),
                         rule="size must be >= 16 pixels")

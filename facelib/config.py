@@ -47,7 +47,7 @@ DEFAULT_FACE_CROP = 0.55
 RECIPES = ("default", "original")  # `facelib train --recipe`: TrainConfig() or TrainConfig.original()
 PROFILES = ("smoke", "full")  # get_profile
 DISTORTION_KINDS = ("blurred", "foggy", "lowlight", "noisy", "rainy", "resized", "sunny")  # FACECOM's seven
-DETECTORS = ("hog", "cnn")  # dlib's face detectors: facelib.data.align.Aligner
+DETECTORS = ("hog", "cnn")  # dlib's face detectors, the default first: facelib.data.align.Aligner
 NO_FACE = ("keep", "skip")  # a clean photo without a detected face: facelib.data.align.align_folder
 AUTO_UPSAMPLE_BELOW = 300  # upsample=None: upsample once when the shorter side is below this (px): FACECOM, LFW, CelebA
 EXPORT_FORMATS = ("onnx",)  # facelib.recognition.export
@@ -102,6 +102,11 @@ def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
 
 def _device(v: str) -> bool:
     return isinstance(v, str) and (v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()))
+
+
+def device_setting() -> Any:
+    """The ``device`` field of every config that runs a model: auto, cpu, cuda or cuda:N."""
+    return setting("auto", "auto|cpu|cuda (default: %(default)s)", check=_device, rule=DEVICE_RULE)
 
 
 def _timm_model(name: str) -> bool:
@@ -223,7 +228,7 @@ class TrainConfig:
     neck: str = setting("bn", "'bn': BatchNorm1d before the L2 norm (keeps random-init training from collapsing); "
                         "default: {default}", choices=NECKS, cli="if_given")
     out: str = setting(DEFAULT_CHECKPOINT, "checkpoint path (default: %(default)s)", metavar="FILE")
-    device: str = setting("auto", "auto|cpu|cuda (default: %(default)s)", check=_device, rule=DEVICE_RULE)
+    device: str = device_setting()
     seed: int = setting(0, "random seed (default: %(default)s)")
     workers: int = setting(2, "DataLoader workers; 0 also runs the teacher pass in this process instead of one "
                            "process per core (default: %(default)s)", bounds=(0, None), rule="workers must be >= 0")
@@ -403,7 +408,7 @@ class Runtime(Checked):
 
     workers: int = setting(2, "DataLoader workers (default: %(default)s)", bounds=(0, None),
                            rule="workers must be >= 0")
-    device: str = setting("auto", "auto|cpu|cuda (default: %(default)s)", check=_device, rule=DEVICE_RULE)
+    device: str = device_setting()
 
 
 @dataclass(kw_only=True)

@@ -27,6 +27,7 @@ from typing import Protocol, Sequence
 import numpy as np
 from PIL import Image
 
+from facelib.commands import AlignConfig  # the defaults of `facelib align`
 from facelib.config import AUTO_UPSAMPLE_BELOW, DETECTORS, NO_FACE  # the registry's names
 from facelib.data.distortions import save_jpeg
 from facelib.data.folders import load_image, name_list, scan_folder
@@ -85,7 +86,7 @@ class Aligner:
             :data:`AUTO_UPSAMPLE_BELOW` px (dlib misses faces under ~80 px), else 0.
     """
 
-    def __init__(self, detector: str = "hog", upsample: int | None = None):
+    def __init__(self, detector: str = AlignConfig.detector, upsample: int | None = None):
         if detector not in DETECTORS:
             raise FacelibError(f"unknown face detector {detector!r}; choose one of {', '.join(DETECTORS)}")
         if upsample is not None and not 0 <= upsample <= 4:
@@ -269,9 +270,9 @@ def _prepare_out(src: Path, out: Path) -> list[str]:
     return []
 
 
-def align_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str = "hog", size: int = 224,
-                 no_face: str = "keep", upsample: int | None = None, progress: bool = True,
-                 aligner: LandmarkFinder | None = None, quality: int = 95) -> AlignReport:
+def align_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str = AlignConfig.detector,
+                 size: int = AlignConfig.size, no_face: str = AlignConfig.no_face, upsample: int | None = None,
+                 progress: bool = True, aligner: LandmarkFinder | None = None, quality: int = 95) -> AlignReport:
     """Align a FACECOM-layout folder into ``out`` (same relative paths, JPEG; non-JPEG names get ``.jpg``).
 
     Each clean photo is detected and aligned; its distorted copies are warped with the same transform.
