@@ -11,10 +11,22 @@ import argparse
 import dataclasses
 import os
 import sys
+import types
 import typing
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from facelib.config import DEFAULT_CHECKPOINT, ENROLL_MODES, EvalConfig, TrainConfig
+from facelib.commands import (
+    COMMAND_CONFIGS,
+    AlignConfig,
+    DistortConfig,
+    EmbedConfig,
+    EnrollConfig,
+    ExportConfig,
+    IdentifyConfig,
+    SynthConfig,
+)
+from facelib.config import RECIPES, TrainConfig
 
 TRAIN_DESCRIPTION = "Train an embedder on a FACECOM-layout folder."
 TEST_DESCRIPTION = "Evaluate a checkpoint on a FACECOM-layout folder."
@@ -41,11 +53,13 @@ def _shown(value: Any) -> str:
 
 
 def add_field_arg(p: argparse._ActionsContainer, f: dataclasses.Field, hint: Any) -> None:
-    """The flag of config field ``f`` as its registry entry describes it (:func:`facelib.config.setting`)."""
+    """The flag of config field ``f`` as its registry entry describes it (:func:`facelib.config.setting`); a
+    field without a default is a required flag."""
     m = f.metadata
     flag = m["flag"] or "--" + f.name.replace("_", "-")
     kw: dict[str, Any] = dict(help=m["help"].replace("{default}", _shown(f.default)))
-    default = None if m["cli"] == "if_given" else f.default
+    required = f.default is dataclasses.MISSING
+    default = None if m["cli"] == "if_given" or required else f.default
     if m["kind"] == "bool":
         p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, **kw)
     elif m["kind"] == "true":
@@ -55,26 +69,44 @@ def add_field_arg(p: argparse._ActionsContainer, f: dataclasses.Field, hint: Any
     elif m["kind"] == "append":
         p.add_argument(flag, action="append", default=None, metavar=m["metavar"], **kw)
     else:
-        scalar = next((t for t in (typing.get_args(hint) or (hint,)) if t in (int, float)), None)
-        p.add_argument(flag, type=scalar, choices=m["choices"], default=default, metavar=m["metavar"], **kw)
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        alternatives = typing.get_args(hint) if union else (hint,)
+        scalar = next((t for t in alternatives if t in (int, float)), None)
+        many = any(typing.get_origin(t) in (list, tuple) for t in alternatives)
+        if many:
+            kw["nargs"] = "+"
+        if m["kind"] == "positional":
+            p.add_argument(f.name, type=scalar, choices=m["choices"], metavar=m["metavar"], **kw)
+        else:
+            kw.update({"required": True} if required else {"default": default})
+            p.add_argument(flag, type=scalar, choices=m["choices"], metavar=m["metavar"], **kw)
 
 
-def add_config_args(p: argparse._ActionsContainer, cls: type, names: Sequence[str],
-                    extra: dict[str, Callable[[argparse._ActionsContainer], Any]]) -> None:
-    """The flags of ``cls``'s fields ``names``, in order; a name in ``extra`` adds a flag that is no field."""
+def add_config_args(p: argparse._ActionsContainer, cls: type, names: Sequence[str] | None = None,
+                    extra: dict[str, Callable[[argparse._ActionsContainer], Any]] | None = None) -> None:
+    """The flags of ``cls``'s fields ``names``, in order (default: the fields ``cls`` declares, then those of its
+    shared groups, :class:`facelib.config.Runtime` and the like); a name in ``extra`` adds a flag that is no
+    field."""
     by_name = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
+    if names is None:
+        declared = (n for k in cls.__mro__ for n in vars(k).get("__annotations__", {}))
+        names = [n for n in dict.fromkeys(declared) if n in by_name]
     for name in names:
-        if name in extra:
+        if extra and name in extra:
             extra[name](p)
         else:
             add_field_arg(p, by_name[name], hints[name])
 
 
-def add_train_args(p: argparse.ArgumentParser, data_default: str = "train") -> None:
-    p.set_defaults(data_default=data_default)
+def config_from_args(cls: type, a: argparse.Namespace) -> Any:
+    """The ``cls`` config of the parsed flags (every field has its flag)."""
+    return cls(**{f.name: getattr(a, f.name) for f in dataclasses.fields(cls)})
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
     recipe = {"recipe": lambda g: g.add_argument(
-        "--recipe", choices=("default", "original"), default="default",
+        "--recipe", choices=RECIPES, default=RECIPES[0],
         help="'original' = the seed scripts: random triplets, 3 passes each, margin 1.0")}
     for title, names in TRAIN_GROUPS.items():
         add_config_args(p.add_argument_group(title), TrainConfig, names, recipe)
@@ -91,36 +123,19 @@ def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
         if (cli == "if_given" and value is None) or (cli == "default_recipe" and a.recipe == "original"):
             continue
         kw[f.name] = value
-    kw["data"] = (a.data[0] if len(a.data) == 1 else list(a.data)) if a.data else a.data_default
+    kw["data"] = (a.data[0] if len(a.data) == 1 else list(a.data)) if a.data else base.data
     if a.batch_size is not None and (kw.get("sampler") or base.sampler) == "pk":
         kw["k"] = max(2, a.batch_size // a.p)
     return base.replace(**kw)
 
 
-def cmd_train(a: argparse.Namespace) -> int:
-    from facelib.jobs import train
-
-    train(train_config_from_args(a))
-    return 0
-
-
-def add_test_args(p: argparse.ArgumentParser, data_default: str = "val") -> None:
+def add_test_args(p: argparse.ArgumentParser) -> None:
     quiet = {"quiet_report": lambda g: g.add_argument("--quiet-report", action="store_true",
                                                       help="do not print the per-class classification report")}
-    add_config_args(p, EvalConfig, TEST_FLAGS, quiet)
-    if data_default != EvalConfig.data:
-        p.set_defaults(data=data_default)
+    add_config_args(p, COMMAND_CONFIGS["test"], TEST_FLAGS, quiet)
 
 
-def cmd_test(a: argparse.Namespace) -> int:
-    from facelib.evaluation.report import run_test
-
-    cfg = EvalConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(EvalConfig)})
-    run_test(cfg, print_report=not a.quiet_report)
-    return 0
-
-
-def cmd_embed(a: argparse.Namespace) -> int:
+def cmd_embed(a: EmbedConfig) -> int:
     import numpy as np
 
     from facelib.evaluation.extract import embed_checkpoint
@@ -136,22 +151,18 @@ def cmd_embed(a: argparse.Namespace) -> int:
 
 def _load_model(checkpoint: str, device: str):
     from facelib.runtime import resolve_device
-    from facelib.training.checkpoint import load_checkpoint
-    from facelib.training.checkpoint import model_fingerprint
+    from facelib.training.checkpoint import load_checkpoint, model_fingerprint
 
     dev = resolve_device(device)
     model, spec, _ = load_checkpoint(checkpoint, dev)
     return model, spec, model_fingerprint(model.state_dict(), spec), dev
 
 
-def cmd_enroll(a: argparse.Namespace) -> int:
+def cmd_enroll(a: EnrollConfig) -> int:
     from facelib.data.folders import scan_folder
     from facelib.evaluation.extract import embed_images
-    from facelib.errors import ConfigError
     from facelib.recognition.gallery import build_gallery, threshold_from_metrics
 
-    if a.threshold is not None and a.metrics is not None:
-        raise ConfigError("give --threshold or --metrics, not both")
     model, spec, fp, dev = _load_model(a.checkpoint, a.device)
     threshold, source = (a.threshold, "--threshold") if a.threshold is not None else (None, "")
     if a.metrics is not None:
@@ -169,15 +180,13 @@ def cmd_enroll(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_identify(a: argparse.Namespace) -> int:
+def cmd_identify(a: IdentifyConfig) -> int:
     import json
 
+    from facelib.errors import DataError
     from facelib.evaluation.extract import embed_images
-    from facelib.errors import ConfigError, DataError
     from facelib.recognition.gallery import Gallery, identify, image_paths
 
-    if a.top_k < 1:
-        raise ConfigError(f"--top-k must be at least 1, got {a.top_k}")
     aligner = None
     if a.align:  # before the model loads: a missing dlib fails at once
         from facelib.data.align import Aligner
@@ -218,7 +227,7 @@ def cmd_identify(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(a: argparse.Namespace) -> int:
+def cmd_export(a: ExportConfig) -> int:
     from facelib.recognition.export import export_onnx
 
     model, spec, fp, _ = _load_model(a.checkpoint, "cpu")
@@ -228,7 +237,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_distort(a: argparse.Namespace) -> int:
+def cmd_distort(a: DistortConfig) -> int:
     from facelib.data.distortions import distort_folder
 
     counts = distort_folder(a.src, a.out, kinds=a.kinds, seed=a.seed)
@@ -236,7 +245,7 @@ def cmd_distort(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_synth(a: argparse.Namespace) -> int:
+def cmd_synth(a: SynthConfig) -> int:
     from facelib.data.synthetic import make_dataset
 
     info = make_dataset(a.out, identities=a.identities, photos=a.photos, image_size=a.image_size, seed=a.seed)
@@ -246,31 +255,9 @@ def cmd_synth(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(a: argparse.Namespace) -> int:
-    from facelib.jobs import demo
-
-    demo(a.out, epochs=a.epochs, steps=a.steps, backbone=a.backbone, workers=a.workers, device=a.device,
-         seed=a.seed)
-    return 0
 
 
-def add_align_args(p: argparse.ArgumentParser) -> None:
-    from facelib.data.align import AUTO_UPSAMPLE_BELOW, DETECTORS, NO_FACE
-
-    p.add_argument("src", help="FACECOM-layout folder: <identity>/*.jpg, optionally <identity>/distortion/")
-    p.add_argument("out", help="output folder: new, empty, or the output of an earlier align run (overwritten)")
-    p.add_argument("--detector", choices=DETECTORS, default="hog",
-                   help="dlib face detector: hog (fast) or cnn (MMOD, about 1 image/s on a CPU) (default: %(default)s)")
-    p.add_argument("--size", type=int, default=224, metavar="PX", help="output side (default: %(default)s)")
-    p.add_argument("--no-face", choices=NO_FACE, default="keep",
-                   help="a clean photo without a detected face: keep (centred square) or skip (left out with "
-                        "its distorted copies); both are counted and named (default: %(default)s)")
-    p.add_argument("--upsample", type=int, default=None, metavar="N",
-                   help=f"detector upsampling, 0-4 (default: 1 when the shorter side is below "
-                        f"{AUTO_UPSAMPLE_BELOW} px, else 0)")
-
-
-def cmd_align(a: argparse.Namespace) -> int:
+def cmd_align(a: AlignConfig) -> int:
     from facelib.data.align import align_folder
 
     report = align_folder(a.src, a.out, detector=a.detector, size=a.size, no_face=a.no_face, upsample=a.upsample)
@@ -278,125 +265,61 @@ def cmd_align(a: argparse.Namespace) -> int:
     return 0
 
 
-def add_inference_args(p: argparse.ArgumentParser) -> None:
-    """Batch size, DataLoader workers and device of a command that embeds images."""
-    p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2, help="(default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
+@dataclass(frozen=True)
+class Command:
+    """A ``facelib`` command: its help, its config (``facelib.commands.COMMAND_CONFIGS``: the flags are the
+    fields', laid out by ``add_args``; ``make_config``: made from the flags otherwise than field by field) and its
+    job, ``"module:function"`` imported when it runs (``--help`` stays torch-free), called with the config and
+    the keywords ``options(args)`` makes of the flags that are no field."""
+
+    help: str
+    description: str
+    job: str
+    add_args: Callable[[argparse.ArgumentParser, type], None] = lambda p, cls: add_config_args(p, cls)
+    make_config: Callable[[argparse.Namespace], Any] | None = None
+    options: Callable[[argparse.Namespace], dict[str, Any]] = lambda a: {}
 
 
-def add_model_args(p: argparse.ArgumentParser, data: str | None, out: str | None) -> None:
-    """``--checkpoint`` and, where given, the help of the required ``--data`` and ``--out``."""
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="model checkpoint (default: %(default)s)")
-    for flag, text in (("--data", data), ("--out", out)):
-        if text is not None:
-            p.add_argument(flag, required=True, help=text)
+COMMANDS: dict[str, Command] = {
+    "train": Command("train an embedder with triplet loss", TRAIN_DESCRIPTION, "facelib.jobs:train",
+                     lambda p, cls: add_train_args(p), train_config_from_args),
+    "test": Command("evaluate a checkpoint: metrics.json, report, confusion matrix", TEST_DESCRIPTION,
+                    "facelib.evaluation.report:run_test", lambda p, cls: add_test_args(p),
+                    options=lambda a: {"print_report": not a.quiet_report}),
+    "embed": Command("write embeddings of a folder to .npz",
+                     "Embed every image of a folder: npz with embeddings, paths, identities, distortions, photos.",
+                     "facelib.cli:cmd_embed"),
+    "enroll": Command("enrol the identities of a folder into a gallery file",
+                      "Embed the clean photos of a FACECOM-layout folder (<identity>/*.jpg) into a gallery .npz: one "
+                      "row per identity, with the model's fingerprint and the decision threshold.",
+                      "facelib.cli:cmd_enroll"),
+    "identify": Command("name the people in photos against an enrolled gallery",
+                        "For each image (folders are searched recursively): the best gallery identity and its cosine "
+                        "score, or 'unknown' below the threshold.", "facelib.cli:cmd_identify"),
+    "export": Command("export the embedder to ONNX",
+                      "Write the embedder as ONNX: input float32 [N, 3, S, S] RGB in [0, 1] resized to S x S, "
+                      "normalisation (and the checkpoint's flip test) inside, output L2-normalised embeddings.",
+                      "facelib.cli:cmd_export"),
+    "align": Command("detect faces and align them into FACECOM's framing (needs facelib[align])",
+                     "Detect the largest face of every clean photo (dlib), map its eyes and nose onto FACECOM's "
+                     "framing and write SRC's layout to OUT as JPEG. Distorted copies get their clean photo's "
+                     "transform.", "facelib.cli:cmd_align"),
+    "distort": Command("write the seven FACECOM distortions of a folder",
+                       "Copy a folder-per-identity data set and add <identity>/distortion/<stem>_<kind>.jpg for "
+                       "every clean image.", "facelib.cli:cmd_distort"),
+    "synth": Command("make the synthetic demo data set (procedural faces)",
+                     "Write a synthetic FACECOM-layout data set: train/ and val/ on disjoint identities, "
+                     "distortions included.", "facelib.cli:cmd_synth"),
+    "demo": Command("synthetic data -> short training -> evaluation, in a few minutes on CPU",
+                    "The main job on the embedded default data: makes the synthetic set if missing, trains a few "
+                    "epochs, evaluates.", "facelib.jobs:demo"),
+}
 
 
-def add_embed_args(p: argparse.ArgumentParser) -> None:
-    add_model_args(p, "FACECOM-layout folder to embed", "output .npz file")
-    add_inference_args(p)
-
-
-def add_enroll_args(p: argparse.ArgumentParser) -> None:
-    add_model_args(p, "folder with one sub-folder of photos per identity", "gallery file to write (.npz)")
-    p.add_argument("--threshold", type=float, default=None, help="cosine score below which a photo is unknown")
-    p.add_argument("--metrics", default=None, metavar="JSON",
-                   help="take the threshold from a metrics.json written by `facelib test`")
-    p.add_argument("--mode", choices=ENROLL_MODES, default="mean",
-                   help="mean = one row per identity (mean of its clean photos); all = one row per photo, an "
-                        "identity scores its best photo (default: %(default)s)")
-    add_inference_args(p)
-
-
-def add_identify_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
-    add_model_args(p, None, None)
-    p.add_argument("--gallery", required=True, help="gallery file written by `facelib enroll`")
-    p.add_argument("--threshold", type=float, default=None, help="override the gallery's threshold")
-    p.add_argument("--top-k", type=int, default=1, help="identities listed per photo (default: %(default)s)")
-    p.add_argument("--json", action="store_true",
-                   help='one JSON object per line: {"path", "identity" (null if unknown), "score", "top"}')
-    p.add_argument("--align", action="store_true",
-                   help="detect and align each photo's face first, as `facelib align` does (needs facelib[align]); "
-                        "use it for raw photos when the model was trained on `facelib align` output or FACECOM")
-    p.add_argument("--detector", choices=("hog", "cnn"), default="hog",
-                   help="face detector of --align (default: %(default)s)")
-    add_inference_args(p)
-
-
-def add_export_args(p: argparse.ArgumentParser) -> None:
-    from facelib.recognition.export import EXPORT_FORMATS
-
-    add_model_args(p, None, None)
-    p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="(default: %(default)s)")
-    p.add_argument("--out", required=True, help="output file (.onnx)")
-
-
-def add_distort_args(p: argparse.ArgumentParser) -> None:
-    from facelib.data.folders import DISTORTION_KINDS
-
-    p.add_argument("--src", required=True, help="source folder, <identity>/*.jpg")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--kinds", nargs="+", choices=DISTORTION_KINDS, default=list(DISTORTION_KINDS),
-                   help="distortions to write (default: all seven)")
-    add_seed_arg(p, "(default: %(default)s)")
-
-
-def add_synth_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="data/synthetic", help="output folder (default: %(default)s)")
-    p.add_argument("--identities", type=int, default=40, help="number of identities (default: %(default)s)")
-    p.add_argument("--photos", type=int, default=6, help="clean photos per identity (default: %(default)s)")
-    p.add_argument("--image-size", type=int, default=64, metavar="PX", help="(default: %(default)s)")
-    add_seed_arg(p, "(default: %(default)s)")
-
-
-def add_demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="facelib-demo", help="output folder (default: %(default)s)")
-    for flag, what in (("--epochs", ""), ("--steps", "steps per epoch ")):
-        p.add_argument(flag, type=int, default=None, help=f"{what}(default: the smoke profile's)")
-    p.add_argument("--backbone", default="resnet18", help="timm model name (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2, help="(default: %(default)s)")
-    p.add_argument("--device", default="auto", help="(default: %(default)s)")
-    add_seed_arg(p, "(default: %(default)s)")
-
-
-def add_seed_arg(p: argparse.ArgumentParser, text: str) -> None:
-    p.add_argument("--seed", type=int, default=0, help=text)
-
-
-# name, one-line help, description, the function that adds its flags, the function that runs it
-COMMANDS: tuple[tuple[str, str, str, Callable[[argparse.ArgumentParser], None],
-                      Callable[[argparse.Namespace], int]], ...] = (
-    ("train", "train an embedder with triplet loss", TRAIN_DESCRIPTION, add_train_args, cmd_train),
-    ("test", "evaluate a checkpoint: metrics.json, report, confusion matrix", TEST_DESCRIPTION, add_test_args,
-     cmd_test),
-    ("embed", "write embeddings of a folder to .npz",
-     "Embed every image of a folder: npz with embeddings, paths, identities, distortions, photos.",
-     add_embed_args, cmd_embed),
-    ("enroll", "enrol the identities of a folder into a gallery file",
-     "Embed the clean photos of a FACECOM-layout folder (<identity>/*.jpg) into a gallery .npz: one row per "
-     "identity, with the model's fingerprint and the decision threshold.", add_enroll_args, cmd_enroll),
-    ("identify", "name the people in photos against an enrolled gallery",
-     "For each image (folders are searched recursively): the best gallery identity and its cosine score, or "
-     "'unknown' below the threshold.", add_identify_args, cmd_identify),
-    ("export", "export the embedder to ONNX",
-     "Write the embedder as ONNX: input float32 [N, 3, S, S] RGB in [0, 1] resized to S x S, normalisation "
-     "(and the checkpoint's flip test) inside, output L2-normalised embeddings.", add_export_args, cmd_export),
-    ("align", "detect faces and align them into FACECOM's framing (needs facelib[align])",
-     "Detect the largest face of every clean photo (dlib), map its eyes and nose onto FACECOM's framing and "
-     "write SRC's layout to OUT as JPEG. Distorted copies get their clean photo's transform.",
-     add_align_args, cmd_align),
-    ("distort", "write the seven FACECOM distortions of a folder",
-     "Copy a folder-per-identity data set and add <identity>/distortion/<stem>_<kind>.jpg for every clean "
-     "image.", add_distort_args, cmd_distort),
-    ("synth", "make the synthetic demo data set (procedural faces)",
-     "Write a synthetic FACECOM-layout data set: train/ and val/ on disjoint identities, distortions included.",
-     add_synth_args, cmd_synth),
-    ("demo", "synthetic data -> short training -> evaluation, in a few minutes on CPU",
-     "The main job on the embedded default data: makes the synthetic set if missing, trains a few epochs, "
-     "evaluates.", add_demo_args, cmd_demo),
-)
+def add_command_args(p: argparse.ArgumentParser, command: str) -> None:
+    """The flags of ``command``: its config's fields, laid out by its :class:`Command`."""
+    COMMANDS[command].add_args(p, COMMAND_CONFIGS[command])
+    p.set_defaults(command=command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -407,10 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"facelib {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, help, description, add_args, func in COMMANDS:
-        p = sub.add_parser(name, help=help, description=description)
-        add_args(p)
-        p.set_defaults(func=func)
+    for name, c in COMMANDS.items():
+        add_command_args(sub.add_parser(name, help=c.help, description=c.description), name)
     return parser
 
 
@@ -432,14 +353,20 @@ def command_parser(parser: argparse.ArgumentParser, command: str | None) -> argp
     return command_parsers(parser).get(command, parser)
 
 
-def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace,
-        parser: argparse.ArgumentParser | None = None) -> int:
-    """Call a command; user errors become one ``error:`` line and exit status 2. A library error names
-    config fields (``pretrained=False``); the flags that set them are added from ``parser``."""
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run the command of the parsed flags: its config made from them, then its job (exit status 0). User errors
+    become one ``error:`` line and exit status 2. A library error names config fields (``pretrained=False``); the
+    flags that set them are added from ``parser``."""
+    import importlib
+
     from facelib.errors import FacelibError
 
+    c = COMMANDS[args.command]
     try:
-        return func(args)
+        cfg = c.make_config(args) if c.make_config else config_from_args(COMMAND_CONFIGS[args.command], args)
+        module, name = c.job.split(":")
+        status = getattr(importlib.import_module(module), name)(cfg, **c.options(args))
+        return status if isinstance(status, int) else 0
     except FacelibError as e:
         if os.environ.get("FACELIB_DEBUG"):
             raise
@@ -456,7 +383,7 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace,
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return run(args.func, args, command_parser(parser, args.command))
+    return run(args, command_parser(parser, args.command))
 
 
 def legacy_main(command: str, argv: Sequence[str] | None = None) -> int:
@@ -464,11 +391,8 @@ def legacy_main(command: str, argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     description = TRAIN_DESCRIPTION if command == "train" else TEST_DESCRIPTION
     parser = argparse.ArgumentParser(prog=f"{command}.py", description=description)
-    if command == "train":
-        add_train_args(parser)
-        return run(cmd_train, parser.parse_args(argv), parser)
-    add_test_args(parser)
-    return run(cmd_test, parser.parse_args(argv), parser)
+    add_command_args(parser, command)
+    return run(parser.parse_args(argv), parser)
 
 
 if __name__ == "__main__":  # pragma: no cover

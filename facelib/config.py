@@ -1,8 +1,9 @@
 """The config registry: every setting of a run is a dataclass field carrying its help text, its choices and
 the rule its value must meet (``field(metadata=...)`` through :func:`setting`). :meth:`TrainConfig.validate`
-runs every rule; the CLI builds its parser from the fields (``facelib.cli``), the notebook widgets take their
-options from them, and :meth:`TrainConfig.from_overrides` parses ``field=value`` text by the fields' types.
-Torch-free, so ``--help`` stays fast.
+runs every rule; the CLI builds its parsers from the fields (``facelib.cli``), the notebook widgets take their
+options and ranges from them, and :meth:`TrainConfig.from_overrides` parses ``field=value`` text by the fields'
+types. The field groups several commands share live here too; the other commands' configs are in
+:mod:`facelib.commands`. Torch-free, so ``--help`` stays fast.
 
 Profiles: ``smoke`` (tiny images, few steps: CPU, CI, notebook checks) and ``full``
 (ResNet-50 at 224 px, 20 epochs). ``FACELIB_PROFILE`` picks one; without it, ``full``
@@ -50,22 +51,52 @@ RESTORERS = ("none", "median")  # restoration front-end before the face crop: fa
 # The face crop kept by default: the central 55% of the side, where FACECOM's (LFW's) face sits and where
 # `facelib align` puts it (measured: benchmarks/RESULTS.md section 9).
 DEFAULT_FACE_CROP = 0.55
+RECIPES = ("default", "original")  # `facelib train --recipe`: TrainConfig() or TrainConfig.original()
+PROFILES = ("smoke", "full")  # get_profile
+DISTORTION_KINDS = ("blurred", "foggy", "lowlight", "noisy", "rainy", "resized", "sunny")  # FACECOM's seven
+DETECTORS = ("hog", "cnn")  # dlib's face detectors, the default first: facelib.data.align.Aligner
+NO_FACE = ("keep", "skip")  # a clean photo without a detected face: facelib.data.align.align_folder
+AUTO_UPSAMPLE_BELOW = 300  # upsample=None: upsample once when the shorter side is below this (px): FACECOM, LFW, CelebA
+EXPORT_FORMATS = ("onnx",)  # facelib.recognition.export
+DEVICE_RULE = "device must be auto, cpu, cuda or cuda:N, got {value!r}"
 
 
 def setting(default: Any = MISSING, help: str = "", *, choices: tuple | None = None,
-            check: Callable[[Any], bool] | None = None, rule: str = "", flag: str | None = None,
-            kind: str = "value", metavar: str | None = None, cli: str = "always") -> Any:
-    """A config field and its registry entry (``Field.metadata``).
+            check: Callable[[Any], bool] | None = None, rule: str = "", bounds: tuple | None = None,
+            widget: tuple | None = None, flag: str | None = None, kind: str = "value", metavar: str | None = None,
+            cli: str = "always") -> Any:
+    """A config field and its registry entry (``Field.metadata``); no default: a required setting.
 
     ``help``: the CLI's help text (``{default}`` is replaced by the default, ``yes``/``no`` for a bool);
-    ``choices``: the allowed values; ``check(value) -> bool`` with ``rule`` (the message when it fails):
-    :meth:`validate` runs both. How the CLI offers it: ``flag`` (default ``--field-name``), ``kind``
-    (``value``; ``bool``: ``--x/--no-x``; ``true``: store_true; ``false``: store_false under ``flag``;
-    ``append``: repeatable), ``metavar``, and ``cli``: ``always``; ``if_given`` (the recipe's value unless
-    the flag is given); ``default_recipe`` (the original recipe keeps its own).
+    ``choices``: the allowed values (of each item, for a list); ``check(value) -> bool`` with ``rule`` (the
+    message when it fails): :meth:`validate` runs both. ``bounds=(low, high)`` (``None``: open) is the check
+    ``low <= value <= high`` (``None`` passes where it is the default); ``widget=(low, high[, step])`` is the
+    notebook control's range, within ``bounds`` (``None``: the bound; :func:`widget_range`). How the CLI offers
+    it: ``flag`` (default ``--field-name``), ``kind`` (``value``; ``positional``; ``bool``: ``--x/--no-x``;
+    ``true``: store_true; ``false``: store_false under ``flag``; ``append``: repeatable; a list-typed value
+    takes one or more), ``metavar``, and ``cli``: ``always``; ``if_given`` (the recipe's value unless the flag
+    is given); ``default_recipe`` (the original recipe keeps its own).
     """
-    meta = dict(help=help, choices=choices, check=check, rule=rule, flag=flag, kind=kind, metavar=metavar, cli=cli)
+    if bounds is not None and check is None:
+        check = _within(bounds, none_ok=default is None)
+    meta = dict(help=help, choices=choices, check=check, rule=rule, bounds=bounds, widget=widget, flag=flag,
+                kind=kind, metavar=metavar, cli=cli)
     return field(default=default, metadata=meta)
+
+
+def _within(bounds: tuple, none_ok: bool) -> Callable[[Any], bool]:
+    low, high = bounds
+    return lambda v: (v is None and none_ok) or (v is not None and (low is None or v >= low)
+                                                 and (high is None or v <= high))
+
+
+def widget_range(cls: type, name: str) -> tuple:
+    """``(low, high, step)`` of the notebook control of field ``name`` of ``cls``: its ``widget`` entry, a
+    ``None`` end taken from the field's ``bounds`` (``step`` ``None`` unless given)."""
+    m = next(f.metadata for f in fields(cls) if f.name == name)
+    low, high, *step = m["widget"]
+    bounds = m["bounds"] or (None, None)
+    return (bounds[0] if low is None else low, bounds[1] if high is None else high, step[0] if step else None)
 
 
 def _positive(v: Any) -> bool:
@@ -77,7 +108,12 @@ def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
 
 
 def _device(v: str) -> bool:
-    return v in ("auto", "cpu", "cuda") or v.startswith("cuda:")
+    return isinstance(v, str) and (v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()))
+
+
+def device_setting() -> Any:
+    """The ``device`` field of every config that runs a model: auto, cpu, cuda or cuda:N."""
+    return setting("auto", "auto|cpu|cuda (default: %(default)s)", check=_device, rule=DEVICE_RULE)
 
 
 def _timm_model(name: str) -> bool:
@@ -90,7 +126,8 @@ def _validate(cfg: Any) -> None:
     """Every field's choices and rule, in declaration order; :class:`ConfigError` naming the field."""
     for f in fields(cfg):
         value, m = getattr(cfg, f.name), f.metadata
-        if m.get("choices") is not None and value not in m["choices"]:
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        if m.get("choices") is not None and (not items or any(v not in m["choices"] for v in items)):
             raise ConfigError(f"{f.name} must be one of {m['choices']}, got {value!r}", fields=(f.name,))
         if m.get("check") is not None and not m["check"](value):
             raise ConfigError(m["rule"].format(value=value), fields=(f.name,))
@@ -156,17 +193,19 @@ class TrainConfig:
         "(default: {default})", kind="append", metavar="FOLDER",
         check=lambda v: bool([v] if isinstance(v, str) else list(v)), rule="data must name at least one folder")
     val_data: str | None = setting(None, "validation folder: scored every epoch, best model kept")
-    epochs: int = setting(20, "epochs (default: %(default)s)", check=lambda v: v >= 1, rule="epochs must be >= 1")
+    epochs: int = setting(20, "epochs (default: %(default)s)", bounds=(1, None), widget=(None, 1000),
+                          rule="epochs must be >= 1")
+    # the notebook's slider offers a coarser range, in steps; any size >= 16 trains
     image_size: int = setting(224, "square input size in pixels (default: %(default)s)", metavar="PX",
-                              check=lambda v: v >= 16, rule="image size must be >= 16 pixels")
+                              bounds=(16, None), widget=(32, 512, 16), rule="image size must be >= 16 pixels")
     batch_size: int | None = setting(None, "triplets per step with --sampler triplets; with --sampler pk, sets K = B // P",
                                      metavar="B", cli="if_given", check=_optional(lambda v: v >= 1),
                                      rule="batch size must be >= 1")
     # None: FINETUNE_LR from pretrained weights, SCRATCH_LR from random init (base_lr)
     lr: float | None = setting(None, f"peak AdamW learning rate (default: {FINETUNE_LR:g} from pretrained weights, "
                                f"{SCRATCH_LR:g} from random initialisation)", check=_optional(_positive),
-                               rule="learning rate must be > 0")
-    weight_decay: float = setting(1e-4, "(default: %(default)s)")
+                               widget=(1e-6, 1e-1), rule="learning rate must be > 0")
+    weight_decay: float = setting(1e-4, "(default: %(default)s)", bounds=(0, None), rule="weight decay must be >= 0")
     backbone: str = setting("resnet50", "timm model name (default: %(default)s)", check=_timm_model,
                             rule="{value!r} is not a timm model (e.g. resnet18, resnet34, resnet50)")
     pretrained: bool = setting(True, "start from timm hub ImageNet weights (default: yes; offline use --weights or "
@@ -196,10 +235,10 @@ class TrainConfig:
     neck: str = setting("bn", "'bn': BatchNorm1d before the L2 norm (keeps random-init training from collapsing); "
                         "default: {default}", choices=NECKS, cli="if_given")
     out: str = setting(DEFAULT_CHECKPOINT, "checkpoint path (default: %(default)s)", metavar="FILE")
-    device: str = setting("auto", "auto|cpu|cuda (default: %(default)s)", check=_device, rule="device: auto|cpu|cuda")
+    device: str = device_setting()
     seed: int = setting(0, "random seed (default: %(default)s)")
     workers: int = setting(2, "DataLoader workers; 0 also runs the teacher pass in this process instead of one "
-                           "process per core (default: %(default)s)")
+                           "process per core (default: %(default)s)", bounds=(0, None), rule="workers must be >= 0")
     sampler: str = setting("pk", "pk (P x K batches) or triplets (original)", choices=SAMPLERS, cli="if_given")
     loss: str = setting("triplet", "triplet (mined in P x K batches), or a margin softmax over the training "
                         "identities (arcface, cosface; its class weights are dropped from the checkpoint), or none (the "
@@ -207,12 +246,12 @@ class TrainConfig:
                         "%(default)s)", choices=LOSSES)
     # best on synthetic faces and FACECOM from random init (benchmarks/RESULTS.md 1)
     miner: str = setting("batch_all", "triplet miner (default: {default})", choices=MINERS, cli="if_given")
-    p: int = setting(16, "identities per batch (default: %(default)s)", check=lambda v: v >= 2,
+    p: int = setting(16, "identities per batch (default: %(default)s)", bounds=(2, None), widget=(None, 512),
                      rule="p (identities per batch) must be >= 2")
-    k: int = setting(4, "images per identity (default: %(default)s)", check=lambda v: v >= 2,
+    k: int = setting(4, "images per identity (default: %(default)s)", bounds=(2, None), widget=(None, 128),
                      rule="k (images per identity) must be >= 2")
-    margin: float = setting(TRIPLET_MARGIN, "triplet margin (default: {default})", cli="if_given",
-                            check=lambda v: v >= 0, rule="margin must be >= 0")
+    margin: float = setting(TRIPLET_MARGIN, "triplet margin (default: {default})", cli="if_given", bounds=(0, None),
+                            widget=(None, 2.0, 0.05), rule="margin must be >= 0")
     distance: str = setting("euclidean", "triplet distance; cosine normalises the embeddings itself, euclidean "
                             "compares them as --[no-]normalize-embeddings leaves them (default: %(default)s)",
                             choices=DISTANCES)
@@ -268,7 +307,8 @@ class TrainConfig:
     # none | mild | strong (facelib.training.model.build_transform; RESULTS.md 0)
     augment: str = setting("mild", "training augmentation: none, mild (crop 0.8-1, flip, jitter) or strong (wider "
                            "crops, grayscale, random erasing) (default: %(default)s)", choices=AUGMENTS)
-    steps_per_epoch: int | None = setting(None, "cap the steps of an epoch (quick runs)")
+    steps_per_epoch: int | None = setting(None, "cap the steps of an epoch (quick runs)", bounds=(1, None),
+                                          rule="steps per epoch must be >= 1")
     # stop after this much training time; the LR schedule fits the budget
     max_seconds: float | None = setting(None, "stop after S seconds of training; the learning-rate schedule is "
                                         "fitted to the budget", metavar="S", check=_optional(_positive),
@@ -277,12 +317,15 @@ class TrainConfig:
     warmup: float = setting(0.05, "linear warm-up over this fraction of the run, then cosine decay (default: "
                             "%(default)s)", metavar="FRACTION", cli="default_recipe", check=lambda v: 0.0 <= v < 1.0,
                             rule="warm-up must be a fraction of the run within [0, 1)")
-    grad_clip: float | None = setting(5.0, "max gradient norm (default: %(default)s)", cli="default_recipe")
-    amp: bool = setting(True, "mixed precision: bf16/fp16 autocast on CUDA, bf16 when training on a CPU with native bf16 (AVX-512/AMX; fp32 on AVX2) (default: on)", kind="bool")
+    grad_clip: float | None = setting(5.0, "max gradient norm (default: %(default)s)", cli="default_recipe",
+                                      check=_optional(lambda v: v >= 0), rule="grad clip must be >= 0 (0: none)")
+    amp: bool = setting(True, "mixed precision: bf16/fp16 autocast on CUDA, bf16 when training on a CPU with native "
+                              "bf16 (AVX-512/AMX; fp32 on AVX2) (default: on)", kind="bool")
     compile: bool = setting(False, "torch.compile the model (opt-in)", kind="true")
     resume: bool = setting(False, "continue from <out stem>.last.pth", kind="true")
     patience: int | None = setting(5, "early stop after this many epochs without validation gain (default: "
-                                   "%(default)s)", cli="default_recipe")
+                                   "%(default)s)", cli="default_recipe", check=_optional(lambda v: v >= 0),
+                                   rule="patience must be >= 0 (0: none)")
     progress: bool = setting(True, "no progress bars", kind="false", flag="--no-progress")
     # under torchrun: mine the all-gathered global batch (False: each process its own share)
     gather: bool = setting(True, "under torchrun: mine triplets over the global batch, all-gathered from every "
@@ -359,14 +402,53 @@ class TrainConfig:
         return replace(self, **changes)
 
 
+@dataclass(kw_only=True)
+class Checked:
+    """A config whose every field is checked when it is made (its choices and rule: :func:`setting`)."""
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+# The field groups that several commands share (facelib.commands holds the commands' configs)
+@dataclass(kw_only=True)
+class Runtime(Checked):
+    """DataLoader workers and device: every command that runs a model."""
+
+    workers: int = setting(2, "DataLoader workers (default: %(default)s)", bounds=(0, None),
+                           rule="workers must be >= 0")
+    device: str = device_setting()
+
+
+@dataclass(kw_only=True)
+class ModelFile(Checked):
+    """The facelib checkpoint a command reads."""
+
+    checkpoint: str = setting(DEFAULT_CHECKPOINT, "model checkpoint (default: %(default)s)")
+
+
+@dataclass(kw_only=True)
+class Inference(ModelFile, Runtime):
+    """A command that embeds images with a checkpoint: batch size, workers, device."""
+
+    batch_size: int = setting(64, "embedding batch size (default: %(default)s)", bounds=(1, None),
+                              rule="batch size must be >= 1")
+
+
+@dataclass(kw_only=True)
+class Seeded(Checked):
+    """A command that draws random numbers."""
+
+    seed: int = setting(0, "random seed (default: %(default)s)")
+
+
 @dataclass
-class EvalConfig:
-    """Evaluation settings: which protocol, which gallery representatives."""
+class EvalConfig(Inference):
+    """Evaluation settings (`facelib test`): which protocol, which gallery representatives."""
 
     data: str = setting("val", "probe folder (default: %(default)s)")
     train_data: str | None = setting("train", "training folder: the gallery for --protocol closed (default: "
                                      "%(default)s)")
-    checkpoint: str = setting(DEFAULT_CHECKPOINT, "model checkpoint (default: %(default)s)")
     protocol: str = setting(
         "auto", "closed = one gallery entry per train class (the original); gallery = clean images of each val "
         "identity vs their distorted copies (FACECOM's); cross-photo = a probe never meets its own source photo; "
@@ -374,9 +456,6 @@ class EvalConfig:
     gallery: str = setting("mean", "gallery representative per identity (default: %(default)s)",
                            choices=GALLERY_MODES)
     out: str = setting(".", "folder for metrics.json and figures (default: %(default)s)")
-    batch_size: int = setting(64, "embedding batch size (default: %(default)s)")
-    workers: int = setting(2, "DataLoader workers (default: %(default)s)")
-    device: str = setting("auto", "auto|cpu|cuda (default: %(default)s)")
     baseline: bool = setting(True, "skip the pixel-cosine baseline", kind="false", flag="--no-baseline")
     seed: int = setting(0, "seed for sampled verification pairs (default: %(default)s)")
     # the decision threshold written to metrics.json is chosen at this FAR
@@ -384,9 +463,6 @@ class EvalConfig:
         1e-2, "choose the decision threshold (metrics.json 'threshold', read by `enroll`) at this false accept "
         "rate on the verification pairs (default: %(default)g)", metavar="FAR", check=lambda v: 0 < v < 1,
         rule="target_far must be in (0, 1), got {value}")
-
-    def __post_init__(self) -> None:
-        _validate(self)
 
 
 @dataclass
@@ -412,8 +488,8 @@ def profile_name(env: dict[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     name = env.get("FACELIB_PROFILE", "").strip().lower()
     if name:
-        if name not in ("smoke", "full"):
-            raise ConfigError(f"FACELIB_PROFILE must be smoke or full, got {name!r}")
+        if name not in PROFILES:
+            raise ConfigError(f"FACELIB_PROFILE must be one of {', '.join(PROFILES)}, got {name!r}")
         return name
     return "full" if gpu_available() else "smoke"
 
@@ -432,3 +508,4 @@ def get_profile(name: str | None = None) -> Profile:
     if name == "full":
         return Profile("full", TrainConfig(), synth=dict(identities=60, photos=8, image_size=112))
     raise ConfigError(f"unknown profile {name!r}")
+

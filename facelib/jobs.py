@@ -1,6 +1,7 @@
 """The jobs that cross stages: :func:`train` (a :class:`~facelib.training.trainer.Trainer` wired to
 evaluation's :class:`~facelib.evaluation.validation.Validation`, so training never imports evaluation) and
-:func:`demo` (synthetic data -> train -> test). The test job itself is :func:`facelib.evaluation.report.run_test`."""
+:func:`demo` (synthetic data -> train -> test, as a :class:`~facelib.commands.DemoConfig` says). The test job
+itself is :func:`facelib.evaluation.report.run_test`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from facelib.commands import DemoConfig
 from facelib.config import DEFAULT_CHECKPOINT, EvalConfig, TrainConfig, get_profile
 from facelib.training import distributed
 from facelib.training.trainer import Trainer, TrainResult
@@ -39,28 +41,28 @@ def train(
             distributed.destroy_process_group()
 
 
-def demo(out: str | os.PathLike = "facelib-demo", *, epochs: int | None = None, steps: int | None = None,
-         backbone: str = "resnet18", workers: int = 2, device: str = "auto", seed: int = 0,
-         log: Callable[[str], None] = print) -> Path:
-    """Synthetic data -> a short training run with the smoke profile's recipe -> evaluation, under ``out``
-    (``epochs`` and ``steps`` per epoch: the smoke profile's unless given). Returns ``out``."""
+def demo(cfg: DemoConfig | str | os.PathLike | None = None, log: Callable[[str], None] = print) -> Path:
+    """Synthetic data -> a short training run with the smoke profile's recipe -> evaluation, under ``cfg.out``
+    (``epochs``, ``steps`` per epoch and ``backbone``: the smoke profile's unless given; a path: ``DemoConfig``
+    with that ``out``). Returns the folder."""
     from facelib.data.synthetic import make_dataset
     from facelib.evaluation.report import run_test
 
-    out = Path(out)
+    d = cfg if isinstance(cfg, DemoConfig) else DemoConfig() if cfg is None else DemoConfig(out=str(cfg))
+    out = Path(d.out)
     t0 = time.perf_counter()
     data = out / "data"
     smoke = get_profile("smoke")
-    info = make_dataset(data, seed=seed, **smoke.synth)
+    info = make_dataset(data, seed=d.seed, **smoke.synth)
     log(("reused" if info.get("reused") else "made") + f" synthetic data in {data}")
-    cfg = smoke.train.replace(
-        data=str(data / "train"), val_data=str(data / "val"), out=str(out / DEFAULT_CHECKPOINT), workers=workers,
-        seed=seed, device=device, backbone=backbone,
-        **{k: v for k, v in dict(epochs=epochs, steps_per_epoch=steps).items() if v is not None},
+    given = dict(epochs=d.epochs, steps_per_epoch=d.steps, backbone=d.backbone)
+    recipe = smoke.train.replace(
+        data=str(data / "train"), val_data=str(data / "val"), out=str(out / DEFAULT_CHECKPOINT), workers=d.workers,
+        seed=d.seed, device=d.device, **{k: v for k, v in given.items() if v is not None},
     )
-    train(cfg, log=log)
-    run_test(EvalConfig(data=str(data / "val"), train_data=str(data / "train"), checkpoint=cfg.out,
-                        out=str(out), device=device, workers=workers), print_report=False, log=log)
+    train(recipe, log=log)
+    run_test(EvalConfig(data=str(data / "val"), train_data=str(data / "train"), checkpoint=recipe.out,
+                        out=str(out), device=d.device, workers=d.workers), print_report=False, log=log)
     log(f"\ndemo finished in {time.perf_counter() - t0:.0f} s. Files:")
     for name in (DEFAULT_CHECKPOINT, "history.json", "metrics.json", "confusion_matrix.png"):
         log(f"  {out / name}")

@@ -49,16 +49,11 @@ def test_top_level_help_lists_subcommands(capsys):
         assert command in text
 
 
-def test_train_defaults_are_the_originals():
+def test_several_data_flags_make_several_sources():
     from facelib.cli import train_config_from_args
 
-    c = train_config_from_args(build_parser().parse_args(["train"]))
-    assert (c.data, c.epochs, c.image_size, c.backbone, c.out, c.pretrained) == (
-        "train", 20, 224, "resnet50", "tb_model.pth", True)
     c = train_config_from_args(build_parser().parse_args(["train", "--data", "a", "--data", "b"]))
     assert c.data == ["a", "b"] and c.data_folders == ["a", "b"]
-    a = build_parser().parse_args(["test"])
-    assert (a.data, a.train_data, a.checkpoint, a.protocol, a.out) == ("val", "train", "tb_model.pth", "auto", ".")
 
 
 TINY_TRAIN = ["--image-size", "32", "--no-pretrained", "--backbone", "resnet18", "--embedding-dim", "16",
@@ -131,7 +126,7 @@ def test_train_default_recipe_is_the_library_default():
     cfg = train_config_from_args(build_parser().parse_args(["train"]))
     assert cfg == TrainConfig()
     orig = train_config_from_args(build_parser().parse_args(["train", "--recipe", "original"]))
-    assert (orig.sampler, orig.neck, orig.margin) == ("triplets", "none", 1.0)
+    assert orig == TrainConfig.original() and orig != TrainConfig()
 
 
 def _err(capsys) -> str:

@@ -1,15 +1,42 @@
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import MISSING, fields
+from pathlib import Path
+
 import pytest
 
-from facelib.config import EvalConfig, TrainConfig, get_profile, profile_name
+from facelib.commands import COMMAND_CONFIGS
+from facelib.config import PROFILES, EvalConfig, TrainConfig, get_profile, profile_name
 from facelib.errors import ConfigError
 
+# The one snapshot of the defaults: every command's config, the original recipe and the profiles. A change that
+# is meant shows up as a diff here; regenerate it on purpose with
+#     FACELIB_UPDATE_SNAPSHOTS=1 python -m pytest tests/test_config.py -k snapshot
+# and commit it beside the change.
+DEFAULTS_SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "defaults.json"
 
-def test_defaults_match_the_contract():
-    c = TrainConfig()
-    assert (c.epochs, c.image_size, c.backbone, c.out, c.embedding_dim) == (20, 224, "resnet50", "tb_model.pth", 512)
-    assert c.sampler == "pk"
+
+def _defaults() -> dict:
+    """Every default a user meets: each command's config (fields without a default left out), the original
+    recipe and the profiles."""
+    out = {command: {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+           for command, cls in COMMAND_CONFIGS.items()}
+    out["train --recipe original"] = TrainConfig.original().to_dict()
+    for name in PROFILES:
+        p = get_profile(name)
+        out[f"profile {name}"] = {"train": p.train.to_dict(), "synth": p.synth}
+    return out
+
+
+def test_defaults_match_the_snapshot():
+    text = json.dumps(_defaults(), indent=1, sort_keys=True, default=str) + "\n"
+    if os.environ.get("FACELIB_UPDATE_SNAPSHOTS"):
+        DEFAULTS_SNAPSHOT.parent.mkdir(exist_ok=True)
+        DEFAULTS_SNAPSHOT.write_text(text)
+    assert DEFAULTS_SNAPSHOT.exists(), "no defaults snapshot: run with FACELIB_UPDATE_SNAPSHOTS=1"
+    assert text == DEFAULTS_SNAPSHOT.read_text(), "a default changed; if on purpose, regenerate (see above)"
 
 
 def test_original_recipe():
@@ -43,7 +70,7 @@ def test_profiles():
         profile_name({"FACELIB_PROFILE": "turbo"})
     smoke, full = get_profile("smoke"), get_profile("full")
     assert smoke.train.image_size <= 64 and not smoke.train.pretrained
-    assert full.train.backbone == "resnet50" and full.train.image_size == 224 and full.train.epochs == 20
+    assert full.train == TrainConfig()
 
 
 def test_learning_rate_follows_the_start():
@@ -109,3 +136,73 @@ def test_semi_hard_margin_rule_holds_for_the_triplet_loss_only():
     assert TrainConfig(loss="arcface", miner="semi_hard", margin=0.0).margin == 0.0
     with pytest.raises(ConfigError, match="margin > 0"):
         TrainConfig(loss="triplet", miner="semi_hard", margin=0.0)
+
+
+@pytest.mark.parametrize("cls, bad, field", [
+    (EvalConfig, dict(device="tpu"), "device"),
+    (EvalConfig, dict(device="cuda:x"), "device"),
+    (EvalConfig, dict(batch_size=0), "batch_size"),
+    (EvalConfig, dict(workers=-1), "workers"),
+    (TrainConfig, dict(device="gpu"), "device"),
+    (TrainConfig, dict(weight_decay=-1.0), "weight_decay"),
+    (TrainConfig, dict(steps_per_epoch=0), "steps_per_epoch"),
+    ("embed", dict(data="d", out="o", batch_size=0), "batch_size"),
+    ("enroll", dict(data="d", out="o", mode="single"), "mode"),
+    ("enroll", dict(data="d", out="o", threshold=float("nan")), "threshold"),
+    ("identify", dict(paths=["p"], gallery="g", top_k=0), "top_k"),
+    ("identify", dict(paths=["p"], gallery="g", detector="mtcnn"), "detector"),
+    ("identify", dict(paths=["p"], gallery="g", device="tpu"), "device"),
+    ("export", dict(out="o", format="tflite"), "format"),
+    ("align", dict(src="s", out="o", upsample=5), "upsample"),
+    ("align", dict(src="s", out="o", no_face="drop"), "no_face"),
+    ("align", dict(src="s", out="o", size=8), "size"),
+    ("distort", dict(src="s", out="o", kinds=["foggy", "snowy"]), "kinds"),
+    ("distort", dict(src="s", out="o", kinds=[]), "kinds"),
+    ("synth", dict(identities=2), "identities"),
+    ("synth", dict(image_size=8), "image_size"),
+    ("demo", dict(epochs=0), "epochs"),
+    ("demo", dict(backbone="resnet_does_not_exist"), "backbone"),
+])
+def test_every_command_config_checks_its_fields(cls, bad, field):
+    """A bad value of any command's field is one ConfigError naming that field."""
+    cls = COMMAND_CONFIGS[cls] if isinstance(cls, str) else cls
+    with pytest.raises(ConfigError) as e:
+        cls(**bad)
+    assert e.value.fields == (field,)
+    assert "\n" not in str(e.value)
+
+
+def test_a_bad_device_says_what_a_device_is():
+    with pytest.raises(ConfigError, match=r"device must be auto, cpu, cuda or cuda:N, got 'tpu'"):
+        EvalConfig(device="tpu")
+    assert EvalConfig(device="cuda:1").device == "cuda:1"
+
+
+def test_every_number_has_a_rule():
+    """Every int or float field of every command has a rule (seeds aside: any integer is one)."""
+    import typing
+
+    for cls in COMMAND_CONFIGS.values():
+        for f in fields(cls):
+            hint = typing.get_type_hints(cls)[f.name]
+            union = typing.get_origin(hint) in (typing.Union, __import__("types").UnionType)
+            numeric = {int, float} & set(typing.get_args(hint) if union else (hint,))
+            if numeric and f.name != "seed":
+                assert f.metadata["check"] is not None, f"{cls.__name__}.{f.name} has no rule"
+
+
+def test_enroll_takes_one_threshold_source():
+    with pytest.raises(ConfigError, match="not both") as e:
+        COMMAND_CONFIGS["enroll"](data="d", out="o", threshold=0.5, metrics="m.json")
+    assert e.value.fields == ("threshold", "metrics")
+
+
+def test_widget_ranges_lie_within_the_rules():
+    """The notebook's controls offer only values the config accepts."""
+    from facelib.config import widget_range
+
+    for f in fields(TrainConfig):
+        if f.metadata["widget"] is not None:
+            low, high, _ = widget_range(TrainConfig, f.name)
+            assert low < high and f.metadata["check"](low) and f.metadata["check"](high), f.name
+    assert widget_range(TrainConfig, "p")[0] == 2 and widget_range(TrainConfig, "image_size") == (32, 512, 16)

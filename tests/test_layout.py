@@ -12,7 +12,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "facelib"
 # shared modules (rank 0) serve every stage; jobs wires training to evaluation; the cli may import anything
-RANK = {"config": 0, "errors": 0, "io": 0, "runtime": 0, "data": 1, "training": 2, "evaluation": 3,
+RANK = {"config": 0, "commands": 0, "errors": 0, "io": 0, "runtime": 0, "data": 1, "training": 2, "evaluation": 3,
         "recognition": 4, "jobs": 5, "notebook": 6, "cli": 7, "__init__": 7, "__main__": 7}
 MAX_LINES = 550
 

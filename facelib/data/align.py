@@ -27,6 +27,8 @@ from typing import Protocol, Sequence
 import numpy as np
 from PIL import Image
 
+from facelib.commands import AlignConfig  # the defaults of `facelib align`
+from facelib.config import AUTO_UPSAMPLE_BELOW, DETECTORS, NO_FACE  # the registry's names
 from facelib.data.distortions import save_jpeg
 from facelib.data.folders import load_image, name_list, scan_folder
 from facelib.errors import DataError, FacelibError
@@ -45,10 +47,7 @@ __all__ = ["TEMPLATE", "DETECTORS", "NO_FACE", "Aligner", "AlignReport", "Landma
 TEMPLATE = np.array([[0.4219, 0.4576],   # image-left eye
                      [0.5826, 0.4554],   # image-right eye
                      [0.5022, 0.5781]])  # nose (dlib landmark 4, below the tip)
-DETECTORS: tuple[str, ...] = ("hog", "cnn")
-NO_FACE: tuple[str, ...] = ("keep", "skip")
 DETECT_MAX_SIDE = 1024  # larger photos are detected downscaled to this (HOG/CNN time grows with the pixels)
-AUTO_UPSAMPLE_BELOW = 300  # upsample=None: upsample once when the shorter side is below this (px): FACECOM, LFW, CelebA
 MARKER = ".facelib-align.json"  # written into OUT; a non-empty OUT without it is refused
 MISSING_DLIB = "face alignment needs dlib: pip install 'facelib[align]'"
 
@@ -87,7 +86,7 @@ class Aligner:
             :data:`AUTO_UPSAMPLE_BELOW` px (dlib misses faces under ~80 px), else 0.
     """
 
-    def __init__(self, detector: str = "hog", upsample: int | None = None):
+    def __init__(self, detector: str = AlignConfig.detector, upsample: int | None = None):
         if detector not in DETECTORS:
             raise FacelibError(f"unknown face detector {detector!r}; choose one of {', '.join(DETECTORS)}")
         if upsample is not None and not 0 <= upsample <= 4:
@@ -271,9 +270,9 @@ def _prepare_out(src: Path, out: Path) -> list[str]:
     return []
 
 
-def align_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str = "hog", size: int = 224,
-                 no_face: str = "keep", upsample: int | None = None, progress: bool = True,
-                 aligner: LandmarkFinder | None = None, quality: int = 95) -> AlignReport:
+def align_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str = AlignConfig.detector,
+                 size: int = AlignConfig.size, no_face: str = AlignConfig.no_face, upsample: int | None = None,
+                 progress: bool = True, aligner: LandmarkFinder | None = None, quality: int = 95) -> AlignReport:
     """Align a FACECOM-layout folder into ``out`` (same relative paths, JPEG; non-JPEG names get ``.jpg``).
 
     Each clean photo is detected and aligned; its distorted copies are warped with the same transform.

@@ -22,9 +22,9 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from facelib.config import DISTORTION_KINDS  # the registry's names
 from facelib.errors import DataError
 
-DISTORTION_KINDS: tuple[str, ...] = ("blurred", "foggy", "lowlight", "noisy", "rainy", "resized", "sunny")
 DISTORTION_DIR = "distortion"
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
 # Pixel-count guard: refuse decompression bombs with a clear message instead of PIL's warning.

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from facelib.commands import SynthConfig
 from facelib.data.distortions import KINDS, distort, image_rng, save_jpeg
 from facelib.data.folders import DISTORTION_DIR, DataError
 from facelib.io import write_json
@@ -416,9 +417,9 @@ def _expected_files(out: Path, split: dict[str, list[str]], photos: int, kinds: 
 
 def make_dataset(
     out: str | os.PathLike,
-    identities: int = 40,
-    photos: int = 6,
-    image_size: int = 64,
+    identities: int = SynthConfig.identities,  # the defaults of `facelib synth`, defined there once
+    photos: int = SynthConfig.photos,
+    image_size: int = SynthConfig.image_size,
     seed: int = 0,
     val_identities: int | None = None,
     distortions: bool = True,

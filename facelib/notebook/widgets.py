@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import math
 import traceback
 from typing import Any, Callable
 
 import ipywidgets as W
 
-from facelib.config import EvalConfig, TrainConfig, choices
+from facelib.config import EvalConfig, TrainConfig, choices, widget_range
 from facelib.errors import ConfigError
 
 __all__ = ["TrainPanel", "EvalPanel", "BACKBONES"]
@@ -30,8 +31,6 @@ __all__ = ["TrainPanel", "EvalPanel", "BACKBONES"]
 #: Offered in the backbone box; any other timm model name may be typed in.
 BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "efficientnet_b0", "convnext_tiny")
 EMBEDDING_SIZES: tuple[int, ...] = (32, 64, 128, 256, 512, 1024)
-IMAGE_SIZE_RANGE = (32, 512)  # px; values are rounded to a multiple of IMAGE_SIZE_STEP
-IMAGE_SIZE_STEP = 16
 MAX_BATCH = 1024  # P x K images per batch
 
 _STYLE = {"description_width": "150px"}
@@ -200,7 +199,7 @@ class TrainPanel(_Panel):
 
     Every rule of :meth:`TrainConfig.validate` applies (``semi_hard`` with margin 0 under the triplet loss and
     an unknown timm backbone are rejected there). The panel's own limits, for its sliders and this machine:
-    image size is rounded to a multiple of 16 (the slider's step, not a config rule) and kept within 32..512 px;
+    image size is rounded to the slider's step and kept within its range (``TrainConfig.image_size``'s widget entry);
     P <= ``max_identities``; P x K <= ``max_batch``. ``loss`` picks the triplet loss or a margin softmax
     (arcface, cosface); with the latter the miner and margin do not act, and a note says so.
     """
@@ -226,20 +225,26 @@ class TrainPanel(_Panel):
             gpu = gpu_available()
         self.gpu = bool(gpu)
         c = dict(style=_STYLE, layout=_LAYOUT)
+        # the ranges of the numbers: the fields' widget entries, within their rules (facelib.config.setting)
+        r = {name: dict(zip(("min", "max", "step"), widget_range(TrainConfig, name)))
+             for name in ("lr", "epochs", "margin", "p", "k", "image_size")}
         controls: dict[str, W.ValueWidget] = {
-            "lr": W.FloatLogSlider(value=config.base_lr, base=10, min=-6, max=-1, step=0.1, readout_format=".1e",
+            "lr": W.FloatLogSlider(value=config.base_lr, base=10, min=math.log10(r["lr"]["min"]),
+                                   max=math.log10(r["lr"]["max"]), step=0.1, readout_format=".1e",
                                    description="learning rate", continuous_update=False, **c),
-            "epochs": W.BoundedIntText(value=config.epochs, min=1, max=1000, description="epochs", **c),
-            "margin": W.FloatSlider(value=config.margin, min=0.0, max=2.0, step=0.05, readout_format=".2f",
+            "epochs": W.BoundedIntText(value=config.epochs, min=r["epochs"]["min"], max=r["epochs"]["max"],
+                                       description="epochs", **c),
+            "margin": W.FloatSlider(value=config.margin, **r["margin"], readout_format=".2f",
                                     description="margin", continuous_update=False, **c),
             # "none" trains on a teacher alone, and the panel has no teacher control
             "loss": W.Dropdown(options=tuple(x for x in choices(TrainConfig, "loss") if x != "none"),
                                value=config.loss, description="loss", **c),
             "miner": W.Dropdown(options=choices(TrainConfig, "miner"), value=config.miner, description="miner", **c),
-            "p": W.BoundedIntText(value=config.p, min=2, max=512, description="P (identities/batch)", **c),
-            "k": W.BoundedIntText(value=config.k, min=2, max=128, description="K (images/identity)", **c),
-            "image_size": W.IntSlider(value=config.image_size, min=IMAGE_SIZE_RANGE[0], max=IMAGE_SIZE_RANGE[1],
-                                      step=IMAGE_SIZE_STEP, description="image size (px)",
+            "p": W.BoundedIntText(value=config.p, min=r["p"]["min"], max=r["p"]["max"],
+                                  description="P (identities/batch)", **c),
+            "k": W.BoundedIntText(value=config.k, min=r["k"]["min"], max=r["k"]["max"],
+                                  description="K (images/identity)", **c),
+            "image_size": W.IntSlider(value=config.image_size, **r["image_size"], description="image size (px)",
                                       continuous_update=False, **c),
             "backbone": W.Combobox(options=tuple(dict.fromkeys(BACKBONES + (config.backbone,))),
                                    value=config.backbone, description="backbone (timm)", ensure_option=False,
@@ -262,10 +267,10 @@ class TrainPanel(_Panel):
     def _coerce(self, name: str, value: Any) -> tuple[Any, list[str]]:
         notes: list[str] = []
         if name == "image_size":
-            lo, hi = IMAGE_SIZE_RANGE
-            v = int(min(hi, max(lo, IMAGE_SIZE_STEP * round(int(value) / IMAGE_SIZE_STEP))))
+            lo, hi, step = widget_range(TrainConfig, "image_size")
+            v = int(min(hi, max(lo, step * round(int(value) / step))))
             if v != value:
-                notes.append(f"image size {value} -> {v} px (a multiple of {IMAGE_SIZE_STEP} within {lo}..{hi})")
+                notes.append(f"image size {value} -> {v} px (a multiple of {step} within {lo}..{hi})")
             return v, notes
         if name == "backbone":  # TrainConfig.validate checks the name
             return str(value).strip(), notes

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from facelib.config import EXPORT_FORMATS  # the registry's names
 from facelib.errors import FacelibError
 from facelib.io import atomic_path
 
@@ -30,8 +31,6 @@ if TYPE_CHECKING:  # torch loads on first use: `facelib --help` stays fast
 
 __all__ = ["EXPORT_FORMATS", "normalized_embedder", "export_onnx", "preprocessing_contract", "load_inputs",
            "onnx_embed"]
-
-EXPORT_FORMATS: tuple[str, ...] = ("onnx",)
 
 
 def normalized_embedder(model: "EmbeddingNet", spec: "ModelSpec") -> "nn.Module":

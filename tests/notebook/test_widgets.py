@@ -159,3 +159,17 @@ def test_default_learning_rate_shows_the_rate_for_the_start(panel: TrainPanel):
     from facelib.config import SCRATCH_LR
 
     assert panel.config.lr is None and panel.controls["lr"].value == pytest.approx(SCRATCH_LR)
+
+
+def test_control_ranges_are_the_fields_widget_entries(panel: TrainPanel):
+    """The panel reads its ranges from the registry (``setting(widget=...)``), not from numbers of its own."""
+    import math
+
+    from facelib.config import widget_range
+
+    for name in ("epochs", "p", "k", "image_size", "margin"):
+        low, high, step = widget_range(TrainConfig, name)
+        w = panel.controls[name]
+        assert (w.min, w.max) == (low, high) and (step is None or w.step == step), name
+    low, high, _ = widget_range(TrainConfig, "lr")
+    assert (panel.controls["lr"].min, panel.controls["lr"].max) == (math.log10(low), math.log10(high))

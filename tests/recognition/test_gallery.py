@@ -244,7 +244,8 @@ def test_identify_bad_inputs(enrolled, tiny_checkpoint, tmp_path, capsys):
     assert main(base + [str(tmp_path / "nope.jpg")]) == 2
     assert "error: not found" in _err(capsys)
     assert main(base + ["--top-k", "0", str(good)]) == 2
-    assert "--top-k must be at least 1" in _err(capsys)
+    err = _err(capsys)
+    assert "top_k must be at least 1, got 0" in err and "[flags: --top-k]" in err
     shutil.copy(bad, tmp_path / "g.npz")
     code = main(["identify", "--checkpoint", str(tiny_checkpoint), "--gallery", str(tmp_path / "g.npz"), str(good)])
     assert code == 2 and "not a facelib gallery" in _err(capsys)
