@@ -44,7 +44,7 @@ def registry_mismatches(command: str, parser: argparse.ArgumentParser, cls: type
             if a.default != want:
                 out.append(f"{command}: {f.name} flag default {a.default!r}, field default {want!r}")
         got = tuple(a.choices) if a.choices is not None else None
-        if got != m["choices"]:
+        if got != (tuple(m["choices"]) if m["choices"] is not None else None):
             out.append(f"{command}: {f.name} flag choices {got}, registry {m['choices']}")
     out += [f"{command}: flag {d} sets no {cls.__name__} field" for d in by_dest
             if (command, d) not in NOT_FIELDS and d != "func"]
