@@ -1,11 +1,11 @@
 """The data lesson of the course as one figure, from measured runs on FACECOM (no training here).
 
 Left: the default recipe for 30 CPU-minutes on FACECOM's 235 multi-photo training people
-(`out/curve30.json`, RESULTS.md 0.7): top-1 on its own training people climbs to 0.95 while on
+(`out/curve30.json`, lab notes 0.7): top-1 on its own training people climbs to 0.95 while on
 new people it stays at pixel level. Right: cross-photo top-1 on FACECOM val (all-images gallery)
 of what changes it: the face crop and more training people at equal steps (`out/scale_235.json`,
-`out/scale_4417.json`, RESULTS.md 9.5), the 30-minute run on every source over seeds 0-2, with one view
-and with the flip test (`out/flip_seeds.json`, RESULTS.md 9.7), and the pretrained peer (RESULTS.md 0.5,
+`out/scale_4417.json`, lab notes 9.5), the 30-minute run on every source over seeds 0-2, with one view
+and with the flip test (`out/flip_seeds.json`, lab notes 9.7), and the pretrained peer (lab notes 0.5,
 `out/peer_median.json`), with the smoke profile
 (`out/smoke_facecom.json`) for where a notebook run sits.
 
@@ -27,11 +27,11 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 FIGURE = HERE.parent / "notebooks" / "figures" / "data_lesson.png"
 
-# Figures in RESULTS.md without a JSON of their own (the run was `facelib train` + `score_npz.py`, or the
+# Figures in the lab notes without a JSON of their own (the run was `facelib train` + `score_npz.py`, or the
 # peer table of 0.5 before the script stored its results); each names its section.
-PIXEL_WHOLE_FRAME = (0.134, "RESULTS 0.2 (pixel cosine, whole frame)")
-PIXEL_ON_TRAINING_PEOPLE = (0.109, "RESULTS 0.7 (pixel cosine on the training-people subset)")
-DLIB = (0.661, "RESULTS 0.5 (dlib ResNet descriptor, pretrained on ~3M faces)")
+PIXEL_WHOLE_FRAME = (0.134, "lab notes 0.2 (pixel cosine, whole frame)")
+PIXEL_ON_TRAINING_PEOPLE = (0.109, "lab notes 0.7 (pixel cosine on the training-people subset)")
+DLIB = (0.661, "lab notes 0.5 (dlib ResNet descriptor, pretrained on ~3M faces)")
 
 
 def _run(name: str) -> dict:
@@ -62,8 +62,8 @@ def bars() -> list[tuple[str, float, str, str]]:
         ("crop 0.55, 235 people\n966 steps", s235["top1_all"], "tab:blue", "out/scale_235.json"),
         ("crop 0.55, 4,417 people\n966 steps", s4417["top1_all"], "tab:green", "out/scale_4417.json"),
         ("crop 0.55, 4,417 people\n30 min, seeds 0-2", seeds_30_min(False), "tab:green",
-         "out/flip_seeds.json (one view; RESULTS 9.7)"),
-        ("the same\n+ flip test", seeds_30_min(True), "tab:olive", "out/flip_seeds.json (flip test; RESULTS 9.7)"),
+         "out/flip_seeds.json (one view; lab notes 9.7)"),
+        ("the same\n+ flip test", seeds_30_min(True), "tab:olive", "out/flip_seeds.json (flip test; lab notes 9.7)"),
         ("dlib, pretrained\n(~7,500 people)", DLIB[0], "tab:purple", DLIB[1]),
         ("dlib + median filter", median, "tab:purple", "out/peer_median.json"),
     ]
@@ -82,7 +82,7 @@ def figure() -> Figure:
                  label=f"pixels on training people ({PIXEL_ON_TRAINING_PEOPLE[0]})")
     left.set(xlabel="training minutes (2-core CPU, ResNet-18, 64 px, random init)",
              ylabel="cross-photo top-1 (all-images gallery)", ylim=(0, 1), xlim=(0, 31))
-    left.set_title("the default memorises its 235 people (RESULTS 0.7)", fontsize=10)
+    left.set_title("the default memorises its 235 people (lab notes 0.7)", fontsize=10)
     left.grid(alpha=0.3)
     left.legend(fontsize=8, loc="center right", bbox_to_anchor=(1, 0.38))
     rows = bars()

@@ -3,7 +3,7 @@
     python benchmarks/train_probe.py CHECKPOINT [--data-root ../shared/data/facecom_task_b]
 
 Next to the same checkpoint's FACECOM val figure it separates "has not learnt faces yet" (both low) from
-"has learnt these faces only" (training people high, new people low; RESULTS 0.7). The subset is
+"has learnt these faces only" (training people high, new people low; lab notes 0.7). The subset is
 ``recipe_vs_seed.train_probe``: as many multi-photo and single-photo people as val has (seed 0).
 """
 

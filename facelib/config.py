@@ -36,7 +36,7 @@ CLASS_SCALE = 30.0
 DISTILL_FORMS = ("projection", "similarity")  # facelib.training.distill.DistillLoss
 # Peak AdamW learning rates. Fine-tuning ImageNet weights: a small rate keeps what they know (timm and
 # Bag-of-Tricks use 1e-4 to 3.5e-4). From random initialisation nothing is to be kept, and on a CPU budget
-# 10x faster learning wins (measured: benchmarks/RESULTS.md, section 1).
+# 10x faster learning wins (measured: lab notes 0.7, 9.12 in docs/lab-notes.md).
 FINETUNE_LR = 3e-4
 SCRATCH_LR = 3e-3
 NECKS = ("bn", "none")
@@ -49,7 +49,7 @@ ENROLL_MODES = tuple(m for m in GALLERY_MODES if m != "single")  # a recogniser'
 DEFAULT_CHECKPOINT = "tb_model.pth"  # the original scripts' file name: train writes it, the rest read it
 RESTORERS = ("none", "median")  # restoration front-end before the face crop: facelib.data.framing.Restore
 # The face crop kept by default: the central 55% of the side, where FACECOM's (LFW's) face sits and where
-# `facelib align` puts it (measured: benchmarks/RESULTS.md section 9).
+# `facelib align` puts it (measured: lab notes 9.2, 9.11 in docs/lab-notes.md).
 DEFAULT_FACE_CROP = 0.55
 RECIPES = ("default", "original")  # `facelib train --recipe`: TrainConfig() or TrainConfig.original()
 PROFILES = ("smoke", "full")  # get_profile
@@ -227,11 +227,11 @@ class TrainConfig:
     restore: str = setting("none", "restoration front-end before the crop: median = 3x3 median filter (removes "
                            "salt-and-pepper noise); recorded in the checkpoint (default: %(default)s)",
                            choices=RESTORERS)
-    # evaluation embeds the photo and its mirror image and averages them (EmbeddingNet; RESULTS.md 9.7)
+    # evaluation embeds the photo and its mirror image and averages them (EmbeddingNet; lab notes 9.7)
     flip_test: bool = setting(True, "the model embeds a photo and its mirror image and averages them when it "
                               "evaluates (train mode sees one view); recorded in the checkpoint and applied by every "
                               "command and the ONNX graph (default: yes)", kind="bool")
-    # BatchNorm before the L2 norm: no collapse, and +0.03 top-1 on FACECOM (RESULTS.md 1)
+    # BatchNorm before the L2 norm: no collapse, and +0.03 top-1 on FACECOM (lab notes 0.1, 0.2)
     neck: str = setting("bn", "'bn': BatchNorm1d before the L2 norm (keeps random-init training from collapsing); "
                         "default: {default}", choices=NECKS, cli="if_given")
     out: str = setting(DEFAULT_CHECKPOINT, "checkpoint path (default: %(default)s)", metavar="FILE")
@@ -244,7 +244,7 @@ class TrainConfig:
                         "identities (arcface, cosface; its class weights are dropped from the checkpoint), or none (the "
                         "distillation term alone, with --teacher) (default: "
                         "%(default)s)", choices=LOSSES)
-    # best on synthetic faces and FACECOM from random init (benchmarks/RESULTS.md 1)
+    # best on synthetic faces and FACECOM from random init (lab notes 0.2, 0.3)
     miner: str = setting("batch_all", "triplet miner (default: {default})", choices=MINERS, cli="if_given")
     p: int = setting(16, "identities per batch (default: %(default)s)", bounds=(2, None), widget=(None, 512),
                      rule="p (identities per batch) must be >= 2")
@@ -258,7 +258,7 @@ class TrainConfig:
     soft_margin: bool = setting(False, "softplus instead of hinge", kind="true")
     # The triplet loss on L2-normalised embeddings (True) or on the BN neck's output scaled by 1/sqrt(dim),
     # so a standardised embedding has unit expected norm and the margin keeps its scale (False).
-    # ArcFace/CosFace always compare on the sphere. Measured: RESULTS.md section 0.8.
+    # ArcFace/CosFace always compare on the sphere. Measured: lab notes 0.8.
     normalize_embeddings: bool = setting(
         True, "triplet loss on L2-normalised embeddings; --no-normalize-embeddings: on the neck's output scaled by "
         "1/sqrt(dim) (evaluation always normalises) (default: {default})", kind="bool", cli="if_given")
@@ -288,10 +288,10 @@ class TrainConfig:
         kind="append", metavar="FOLDER")
     unlabelled_per_batch: int = setting(16, "unlabelled photos added to each batch (default: %(default)s)",
                                         metavar="N", check=lambda v: v >= 1, rule="unlabelled per batch must be >= 1")
-    # 0.75 won a FACECOM sweep but lost on synthetic faces and in the CLI check (RESULTS.md 0.6)
+    # 0.75 won a FACECOM sweep but lost on synthetic faces and in the CLI check (lab notes 0.6)
     clean_fraction: float = setting(0.5, "share of clean images among each identity's K (default: %(default)s)",
                                     check=lambda v: 0.0 <= v <= 1.0, rule="clean fraction must be within [0, 1]")
-    # batch identities need 2+ photos: 2x top-1 on FACECOM (benchmarks/RESULTS.md 1)
+    # batch identities need 2+ photos: 2x top-1 on FACECOM (lab notes 0.2)
     min_photos: int = setting(2, "draw as batch identities only those with at least this many distinct photos "
                               "(default: %(default)s)", check=lambda v: v >= 1, rule="min photos must be >= 1")
     # extra images per P x K batch from identities that are not batch identities: negatives only
@@ -304,7 +304,7 @@ class TrainConfig:
     # drawn as distorted images within clean_fraction, so every source also teaches robustness
     synth_distortions: bool = setting(True, "photos without distortion/ copies get the seven distortions made on "
                                       "the fly, drawn within --clean-fraction (default: yes)", kind="bool")
-    # none | mild | strong (facelib.training.model.build_transform; RESULTS.md 0)
+    # none | mild | strong (facelib.training.model.build_transform; lab notes 0.7)
     augment: str = setting("mild", "training augmentation: none, mild (crop 0.8-1, flip, jitter) or strong (wider "
                            "crops, grayscale, random erasing) (default: %(default)s)", choices=AUGMENTS)
     steps_per_epoch: int | None = setting(None, "cap the steps of an epoch (quick runs)", bounds=(1, None),

@@ -27,7 +27,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 
 def autocast_dtype(device: torch.device, amp: bool, training: bool = False) -> torch.dtype | None:
     """The autocast precision: bf16 on GPUs that support it, else fp16; on a CPU, bf16 for ``training=True`` where
-    oneDNN runs bf16 natively (AVX-512 or AMX; about 2x the fp32 step of a ResNet, RESULTS 10.5), else ``None``
+    oneDNN runs bf16 natively (AVX-512 or AMX; about 2x the fp32 step of a ResNet, lab notes 10.5), else ``None``
     (full fp32: AVX2-only CPUs, ``amp=False``, and CPU inference, which stays exact)."""
     if not amp:
         return None

@@ -14,13 +14,13 @@ import data_lesson_figure as lesson
 
 def test_bars_are_the_measured_figures_of_results():
     bars = {label.replace("\n", " "): value for label, value, _, _ in lesson.bars()}
-    assert bars["smoke profile (notebooks) whole frame, 1.5 min"] == pytest.approx(0.0535, abs=5e-4)  # RESULTS 0.7
-    assert bars["default, 235 people whole frame, 30 min"] == pytest.approx(0.138, abs=5e-4)         # RESULTS 0.7
-    assert bars["pixels, face crop 0.55"] == pytest.approx(0.167, abs=5e-4)                            # RESULTS 9.5
+    assert bars["smoke profile (notebooks) whole frame, 1.5 min"] == pytest.approx(0.0535, abs=5e-4)  # lab notes 0.7
+    assert bars["default, 235 people whole frame, 30 min"] == pytest.approx(0.138, abs=5e-4)         # lab notes 0.7
+    assert bars["pixels, face crop 0.55"] == pytest.approx(0.167, abs=5e-4)                            # lab notes 9.5
     assert bars["crop 0.55, 235 people 966 steps"] == pytest.approx(0.172, abs=5e-4)
     assert bars["crop 0.55, 4,417 people 966 steps"] == pytest.approx(0.242, abs=5e-4)
-    assert bars["dlib + median filter"] == pytest.approx(0.806, abs=5e-4)                              # RESULTS 9.5b
-    assert bars["the same + flip test"] == pytest.approx(0.315, abs=5e-4)                              # RESULTS 9.7
+    assert bars["dlib + median filter"] == pytest.approx(0.806, abs=5e-4)                              # lab notes 9.5b
+    assert bars["the same + flip test"] == pytest.approx(0.315, abs=5e-4)                              # lab notes 9.7
     assert bars["crop 0.55, 4,417 people 30 min, seeds 0-2"] < bars["the same + flip test"]
 
 

@@ -47,7 +47,7 @@ class PKSampler(torch.utils.data.Sampler[list[int]]):
           uniform picking would give batches that are ~88% distorted and rarely pair a
           distorted anchor with a clean positive (the gallery side at test time). Half/half
           (the default) gives both directions in every identity; 0.75 won a one-seed FACECOM
-          sweep but not the 3-epoch check, and lost on synthetic faces (RESULTS.md 0.6).
+          sweep but not the 3-epoch check, and lost on synthetic faces (lab notes 0.6).
 
     Epoch: ``batches_per_epoch`` defaults to ``ceil(n_usable_images / (P*K))`` so an epoch
     shows about as many images as the usable data set holds (images are drawn independently

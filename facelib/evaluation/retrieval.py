@@ -10,7 +10,7 @@ Inputs are L2-normalised, so cosine = dot product. Two exact backends:
 
 ``backend="auto"`` takes FAISS only when it is installed, nothing is masked and the gallery has at
 least :data:`FAISS_MIN_GALLERY` rows; else torch. On the 2-core development CPU the two measured on par
-(``benchmarks/RESULTS.md`` section 7): exact flat search is a matrix product either way, so FAISS is an
+(``docs/lab-notes.md`` section 7): exact flat search is a matrix product either way, so FAISS is an
 option here, not a speed-up.
 """
 

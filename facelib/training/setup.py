@@ -111,7 +111,7 @@ class TeacherTargets(NamedTuple):
 
 def centred(emb: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """Teacher rows [M, T] less the teacher's mean ``centre`` [T], L2-normalised again. dlib's descriptors sit in
-    a narrow cone (mean pairwise cosine 0.83 over the training photos, RESULTS 10.2); a student spread over the
+    a narrow cone (mean pairwise cosine 0.83 over the training photos, lab notes 10.2); a student spread over the
     sphere by its BN neck should learn the teacher's differences, not that common direction. Who is whom stays:
     nearest-neighbour identity over dlib's rows of FACECOM train + LFW is 0.939 raw, 0.936 centred."""
     x = np.asarray(emb, np.float32) - centre

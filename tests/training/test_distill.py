@@ -184,7 +184,7 @@ def test_unlabelled_photos_teach_through_the_teacher(synth_root, tmp_path, tiny_
 def test_teacher_rows_are_centred_on_their_mean():
     """A teacher whose rows share one direction (dlib's: mean pairwise cosine 0.83) is centred: the rows lose the
     common part, stay unit vectors and keep who is whom (nearest-neighbour identity as before; on dlib's rows
-    of FACECOM train + LFW: 0.939 raw, 0.936 centred, RESULTS 10.2)."""
+    of FACECOM train + LFW: 0.939 raw, 0.936 centred, lab notes 10.2)."""
     from facelib.training.setup import centred
 
     g = np.random.default_rng(0)
