@@ -3,13 +3,19 @@
 Run after changing a notebook or the smoke profile: `.venv/bin/python notebooks/refresh_outputs.py [01 ...]`.
 The stored outputs are what GitHub shows a reader; nbval compares only the cells marked
 `# NBVAL_CHECK_OUTPUT` (and only checks that the others run). Machine-specific parts are removed
-(execution timings, widget state, the repository path in printed text), and the total size is checked
-against MAX_TOTAL_BYTES.
+(execution timings, widget state, the repository path in printed text), progress bars frozen at 0% become one
+line each, large images become JPEG, and the total size is checked against MAX_TOTAL_BYTES. When notebook 03
+is refreshed, the smoke run folder is emptied first, so 03 lists only its own files and 04 and 05 write theirs
+afresh. Then run `tests/test_notebook_numbers.py`: the prose's marked figures must still be printed.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import os
+import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -18,7 +24,11 @@ from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-MAX_TOTAL_BYTES = 6_000_000  # all notebooks together, so the repository stays small
+MAX_TOTAL_BYTES = 3_000_000  # all notebooks together, so the repository stays small
+LARGE_PNG = 200_000  # base64 characters: a larger PNG (a grid of photos) is stored as JPEG
+JPEG_QUALITY = 80
+WIDGET = "application/vnd.jupyter.widget-view+json"
+PROGRESS = re.compile(r"^(?P<desc>.*?):\s+\d+%\|.*?\|\s*\d+/(?P<total>\d+) \[.*?(?P<unit>[A-Za-z]+)/s\]")
 CELL_TIMEOUT_S = 2400  # per cell: training in 03 takes 2-3 minutes on a quiet 2-core CPU, 15+ on a shared one
 
 
@@ -26,6 +36,31 @@ def _clean_text(text: str) -> str:
     """Printed paths relative to the repository root; tqdm's carriage-return redraws reduced to the last."""
     text = text.replace(str(ROOT) + os.sep, "").replace(str(ROOT), ".")
     return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def _progress_line(out: dict) -> dict | None:
+    """A tqdm widget (frozen at its first state in a stored notebook) as one stream line, e.g. ``epoch 1/2: 120
+    steps``; None when ``out`` is no progress bar."""
+    match = PROGRESS.match(out.get("data", {}).get("text/plain", "")) if WIDGET in out.get("data", {}) else None
+    if match is None:
+        return None
+    unit = match["unit"] + ("es" if match["unit"].endswith(("ch", "s")) else "s")
+    return nbformat.v4.new_output("stream", name="stdout", text=f"{match['desc']}: {match['total']} {unit}\n")
+
+
+def _small_image(out: dict) -> None:
+    """Store a large PNG (photos, where PNG is wasteful) as JPEG, in place."""
+    from PIL import Image
+
+    png = out.get("data", {}).get("image/png")
+    if png is None or len(png) < LARGE_PNG:
+        return
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(base64.b64decode(png))).convert("RGB").save(buffer, "JPEG", quality=JPEG_QUALITY)
+    jpeg = base64.b64encode(buffer.getvalue()).decode()
+    if len(jpeg) < len(png):
+        del out["data"]["image/png"]
+        out["data"]["image/jpeg"] = jpeg
 
 
 def tidy(nb: nbformat.NotebookNode) -> None:
@@ -36,7 +71,9 @@ def tidy(nb: nbformat.NotebookNode) -> None:
     for count, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), start=1):
         cell.metadata.pop("execution", None)
         cell.execution_count = count
+        cell.outputs = [_progress_line(out) or out for out in cell.outputs]
         for out in cell.outputs:
+            _small_image(out)
             if "execution_count" in out:
                 out["execution_count"] = count
             if "metadata" in out:
@@ -58,10 +95,19 @@ def refresh(path: Path) -> int:
     return path.stat().st_size
 
 
+def empty_run_folder() -> Path:
+    """Remove the smoke run folder of the synthetic set (notebook 03 retrains it; 04 and 05 rewrite the rest)."""
+    run_dir = Path(os.environ.get("FACELIB_RUNS") or ROOT / "runs" / "notebook") / "smoke_synthetic"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return run_dir
+
+
 def main(argv: list[str]) -> None:
     os.environ["FACELIB_PROFILE"] = "smoke"
     os.environ.pop("FACELIB_DATA", None)  # the committed outputs are those of the synthetic set
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if not argv or "03" in argv:
+        print(f"emptied {empty_run_folder()}: notebook 03 trains again", flush=True)
     for path in sorted(HERE.glob("[0-9][0-9]_*.ipynb")):
         if not argv or path.name[:2] in argv:
             print(f"refreshed {path.name}: {refresh(path) / 1e6:.2f} MB", flush=True)

@@ -13,6 +13,7 @@ from facelib.notebook.batches import embed_batch, pk_batch
 from facelib.notebook.dataset import (
     distortion_grid_figure,
     folder_tree,
+    framing_figure,
     identity_overlap,
     image_grid_figure,
     image_properties,
@@ -58,8 +59,8 @@ from facelib.notebook.toys import (
 
 __all__ = [
     "repo_root", "setup", "NotebookSetup", "pretrained_available", "check_pretrained", "device_summary", "Table",
-    "folder_tree", "split_table", "photos_per_identity_figure", "distortion_grid_figure", "image_properties",
-    "identity_overlap", "image_grid_figure", "pk_batch", "embed_batch", "toy_batch", "triplet_parts",
+    "folder_tree", "split_table", "photos_per_identity_figure", "distortion_grid_figure", "framing_figure",
+    "image_properties", "identity_overlap", "image_grid_figure", "pk_batch", "embed_batch", "toy_batch", "triplet_parts",
     "mining_table", "triplet_diagram_figure", "mining_figure", "difficulty_histogram_figure", "toy_training",
     "toy_training_figure", "toy_clusters", "toy_embedder", "collapse_run", "collapse_figure", "LivePlot",
     "run_training", "ensure_checkpoint", "protocol_table", "classification_table", "pixel_verification",

@@ -118,6 +118,55 @@ def distortion_grid_figure(folder: FaceFolder, n_photos: int = 1, seed: int = 0)
     return fig
 
 
+def framing_figure(folder: FaceFolder, face_crop: float, image_size: int, aligner=None, n_photos: int = 3,
+                   search: int = 40, seed: int = 0) -> Figure:
+    """What the model sees: rows of clean photos as stored (whole frame), their central ``face_crop``
+    square resized to ``image_size`` px (the model's input), and, with ``aligner`` (a
+    :class:`facelib.data.align.Aligner`), the face that ``facelib align`` makes of them.
+
+    With an aligner, photos where it finds a face are preferred among ``search`` seeded clean photos;
+    a photo without one shows the centred square that ``align`` falls back to, and says so.
+    """
+    from PIL import Image
+
+    from facelib.data.framing import FaceCrop
+
+    clean = [s.path for s in folder.samples if s.is_clean]
+    if not clean:
+        raise DataError(f"{folder.root}: no clean photo to show")
+    rng = np.random.default_rng(seed)
+    pool = [clean[i] for i in rng.permutation(len(clean))[:max(search, n_photos)]]
+    aligned = {}
+    if aligner is not None:
+        from facelib.data.align import align_image
+
+        for path in pool:
+            aligned[path] = align_image(load_image(path), aligner, image_size)
+            if sum(found for _, found in aligned.values()) >= n_photos:
+                break
+        pool = sorted(aligned, key=lambda p: not aligned[p][1]) + [p for p in pool if p not in aligned]
+    chosen = pool[:n_photos]
+    cols = ["whole frame (as stored)", f"face crop {face_crop:g}, {image_size} px (the input)"]
+    cols += ["facelib align"] if aligner is not None else []
+    fig = Figure(figsize=(2.1 * len(cols), 2.2 * len(chosen) + 0.4), layout="constrained")
+    axes = np.asarray(fig.subplots(len(chosen), len(cols), squeeze=False))
+    for r, path in enumerate(chosen):
+        img = load_image(path)
+        views = [img, FaceCrop(face_crop)(img).resize((image_size, image_size), Image.Resampling.BILINEAR)]
+        if aligner is not None:
+            views.append(aligned[path][0])
+        for c, view in enumerate(views):
+            axes[r, c].imshow(view)
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+            if r == 0:
+                axes[r, c].set_title(cols[c], fontsize=8)
+        if aligner is not None:
+            axes[r, 2].set_xlabel("face found" if aligned[path][1] else "no face found:\ncentred square", fontsize=7)
+        axes[r, 0].set_ylabel(Path(path).stem[:18], fontsize=7)
+    return fig
+
+
 def image_properties(folder: FaceFolder, max_images: int = 3000, seed: int = 0) -> Table:
     """(width x height, mode, clean/distorted) combinations and their counts, from the image headers.
 

@@ -65,7 +65,9 @@ def classification_table(report, max_identities: int = 12) -> Table:
     for name, r in summary.items():
         if isinstance(r, dict):
             rows.append([name, r["precision"], r["recall"], r["f1-score"], int(r["support"])])
-    title = (f"{report.metrics['protocol']}: the {len(worst)} lowest-F1 of {len(d)} identities, then the averages"
+    mode = report.metrics.get("gallery")
+    title = (f"{report.metrics['protocol']}{f' ({mode} gallery)' if mode else ''}: the {len(worst)} lowest-F1 of "
+             f"{len(d)} identities, then the averages"
              + (f"; accuracy (top-1) {summary['accuracy']:.3f}" if "accuracy" in summary else ""))
     return Table(rows, ["identity", "precision", "recall", "F1", "probes"], title=title)
 

@@ -30,10 +30,11 @@ def stranger_accept_by_size(stranger_scores, threshold: float, repeats: int = 20
 
 
 def open_set_figure(known_best, known_correct, stranger_best, thresholds: Mapping[str, float],
-                    growth: Mapping | None = None) -> Figure:
+                    growth: Mapping | None = None, strangers: str = "strangers") -> Figure:
     """Left: best gallery score of known people's new photos (right / wrong name) and of strangers, with
     the candidate thresholds. Right (with ``growth`` from :func:`stranger_accept_by_size`): strangers
-    accepted against the number of enrolled people, at one fixed threshold."""
+    accepted against the number of enrolled people, at one fixed threshold. ``strangers`` names the
+    stranger group in the legends (e.g. which of two groups was held out for the test)."""
     kb, kc, sb = (np.asarray(v) for v in (known_best, known_correct, stranger_best))
     fig = Figure(figsize=(11 if growth is not None else 6.5, 3.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, 2 if growth is not None else 1))
@@ -41,7 +42,7 @@ def open_set_figure(known_best, known_correct, stranger_best, thresholds: Mappin
     edges = np.linspace(min(kb.min(), sb.min()), max(kb.max(), sb.max()), 31)
     groups = [(kb[kc], "tab:green", f"known, right name ({kc.sum()})"),
               (kb[~kc], "tab:orange", f"known, wrong name ({(~kc).sum()})"),
-              (sb, "tab:red", f"strangers ({len(sb)})")]
+              (sb, "tab:red", f"{strangers} ({len(sb)})")]
     for values, colour, label in groups:
         if len(values):  # an empty group has no density
             ax.hist(values, bins=edges, density=True, histtype="step", lw=1.6, color=colour, label=label)
@@ -52,7 +53,7 @@ def open_set_figure(known_best, known_correct, stranger_best, thresholds: Mappin
     ax.legend(fontsize=7, loc="upper left")
     if growth is not None:
         ax = axes[1]
-        ax.plot(growth["sizes"], growth["measured"], "o-", ms=3, label="measured (random galleries)")
+        ax.plot(growth["sizes"], growth["measured"], "o-", ms=3, label=f"{strangers}, measured (random galleries)")
         ax.plot(growth["sizes"], growth["independent"], "--", c="grey",
                 label=f"1 - (1 - {growth['per_row']:.3f})^N, independent comparisons")
         ax.axhline(growth["per_row"], c="tab:red", ls=":", lw=1, label=f"one comparison: {growth['per_row']:.3f}")

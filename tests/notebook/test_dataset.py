@@ -42,3 +42,29 @@ def test_photos_per_identity_panels_share_their_scales():
     fig = nb.photos_per_identity_figure({"train": folder(20, 2), "val": folder(5, 60)})
     assert [ax.get_yscale() for ax in fig.axes] == ["linear", "linear"]
     assert [ax.get_xscale() for ax in fig.axes] == ["log", "log"]
+
+
+def test_framing_figure_shows_the_whole_frame_the_crop_and_the_aligned_face(synth_root):
+    """Whole frame and the 55% crop at the input size; with an aligner, photos where it finds a face come first."""
+    import numpy as np
+
+    train = scan_folder(synth_root / "train")
+    fig = nb.framing_figure(train, 0.55, 16, n_photos=2)
+    assert len(fig.axes) == 2 * 2
+    whole, crop = (ax.get_images()[0].get_array() for ax in fig.axes[:2])
+    assert crop.shape[:2] == (16, 16) and whole.shape[0] > 16       # the crop is resized to the input size
+
+    class FindsEveryOther:                                          # a LandmarkFinder: a face in every other photo
+        calls = 0
+
+        def landmarks(self, img):
+            FindsEveryOther.calls += 1
+            if FindsEveryOther.calls % 2:
+                return None
+            w, h = img.size
+            return np.array([[0.65 * w, 0.4 * h], [0.55 * w, 0.4 * h], [0.35 * w, 0.4 * h], [0.45 * w, 0.4 * h],
+                             [0.5 * w, 0.7 * h]])
+
+    fig = nb.framing_figure(train, 0.55, 32, aligner=FindsEveryOther(), n_photos=2)
+    labels = [ax.get_xlabel() for ax in fig.axes[2::3]]
+    assert len(fig.axes) == 2 * 3 and labels == ["face found", "face found"]

@@ -51,7 +51,7 @@ def test_classification_table(synth_root, tiny_checkpoint, tmp_path):
     assert len(names) == 3 + 2 and names[-2:] == ["macro avg", "weighted avg"]
     f1 = [r[3] for r in t.rows[:3]]
     assert f1 == sorted(f1)
-    assert f"{report.primary.top1:.3f}" in t.title
+    assert f"{report.primary.top1:.3f}" in t.title and f"({report.metrics['gallery']} gallery)" in t.title
 
 
 def test_cross_photo_scores_hide_the_own_photo_and_match_the_library():

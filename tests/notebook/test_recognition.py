@@ -36,3 +36,7 @@ def test_open_set_figure():
     texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "a: 0.300" in texts and any(t.startswith("strangers (30)") for t in texts)
     assert len(nb.open_set_figure(rng.random(5), np.ones(5, bool), rng.random(5), {"t": 0.5}).axes) == 1
+    fig = nb.open_set_figure(rng.random(40), rng.random(40) < 0.5, rng.random(30), {"a": 0.3}, growth,
+                             strangers="strangers B")
+    assert any(t.get_text() == "strangers B (30)" for t in fig.axes[0].get_legend().get_texts())
+    assert any(t.get_text().startswith("strangers B") for t in fig.axes[1].get_legend().get_texts())
