@@ -126,8 +126,8 @@ def _more_people(ax) -> None:
 
 
 def _thirty_minutes(ax) -> None:
-    for x, (group, runs) in enumerate(thirty_minutes().items()):
-        for j, (seed, v, ci) in enumerate(runs):
+    for x, (_group, runs) in enumerate(thirty_minutes().items()):
+        for j, (_seed, v, ci) in enumerate(runs):
             xi = x + (j - (len(runs) - 1) / 2) * 0.12
             err = None if ci is None else [[v - ci[0]], [ci[1] - v]]
             ax.errorbar(xi, v, err, fmt="o", ms=4, capsize=3, c="tab:green")

@@ -198,7 +198,8 @@ class TrainConfig:
     # the notebook's slider offers a coarser range, in steps; any size >= 16 trains
     image_size: int = setting(224, "square input size in pixels (default: %(default)s)", metavar="PX",
                               bounds=(16, None), widget=(32, 512, 16), rule="image size must be >= 16 pixels")
-    batch_size: int | None = setting(None, "triplets per step with --sampler triplets; with --sampler pk, sets K = B // P",
+    batch_size: int | None = setting(None, "triplets per step with --sampler triplets; with --sampler pk, sets "
+                                           "K = B // P",
                                      metavar="B", cli="if_given", check=_optional(lambda v: v >= 1),
                                      rule="batch size must be >= 1")
     # None: FINETUNE_LR from pretrained weights, SCRATCH_LR from random init (base_lr)
@@ -241,8 +242,8 @@ class TrainConfig:
                            "process per core (default: %(default)s)", bounds=(0, None), rule="workers must be >= 0")
     sampler: str = setting("pk", "pk (P x K batches) or triplets (original)", choices=SAMPLERS, cli="if_given")
     loss: str = setting("triplet", "triplet (mined in P x K batches), or a margin softmax over the training "
-                        "identities (arcface, cosface; its class weights are dropped from the checkpoint), or none (the "
-                        "distillation term alone, with --teacher) (default: "
+                        "identities (arcface, cosface; its class weights are dropped from the checkpoint), or none "
+                        "(the distillation term alone, with --teacher) (default: "
                         "%(default)s)", choices=LOSSES)
     # best on synthetic faces and FACECOM from random init (lab notes 0.2, 0.3)
     miner: str = setting("batch_all", "triplet miner (default: {default})", choices=MINERS, cli="if_given")

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import data_lesson_figure as lesson  # noqa: E402
+import data_lesson_figure as lesson
 
 
 def test_the_people_curve_is_results_9_11():

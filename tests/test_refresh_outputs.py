@@ -13,7 +13,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
 
-import refresh_outputs as refresh  # noqa: E402
+import refresh_outputs as refresh
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 

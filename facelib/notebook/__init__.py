@@ -60,7 +60,8 @@ from facelib.notebook.toys import (
 __all__ = [
     "repo_root", "setup", "NotebookSetup", "pretrained_available", "check_pretrained", "device_summary", "Table",
     "folder_tree", "split_table", "photos_per_identity_figure", "distortion_grid_figure", "framing_figure",
-    "image_properties", "identity_overlap", "image_grid_figure", "pk_batch", "embed_batch", "toy_batch", "triplet_parts",
+    "image_properties", "identity_overlap", "image_grid_figure", "pk_batch", "embed_batch", "toy_batch",
+    "triplet_parts",
     "mining_table", "triplet_diagram_figure", "mining_figure", "difficulty_histogram_figure", "toy_training",
     "toy_training_figure", "toy_clusters", "toy_embedder", "collapse_run", "collapse_figure", "LivePlot",
     "run_training", "ensure_checkpoint", "protocol_table", "classification_table", "pixel_verification",

@@ -32,8 +32,20 @@ from facelib.training.checkpoint import read_checkpoint, save_checkpoint
 from facelib.training.losses import build_loss, embedding_spread
 from facelib.training.model import ModelSpec, build_model, build_transform, describe_framing, describe_weights
 from facelib.training.setup import (
-    Batch, Indexed, TripletImages, build_sampler, check_data_parallel, check_split, describe_augmentation, describe_pk,
-    place_model, teacher_targets, training_folder, triplet_batch, triplet_steps, unlabelled_images,
+    Batch,
+    Indexed,
+    TripletImages,
+    build_sampler,
+    check_data_parallel,
+    check_split,
+    describe_augmentation,
+    describe_pk,
+    place_model,
+    teacher_targets,
+    training_folder,
+    triplet_batch,
+    triplet_steps,
+    unlabelled_images,
 )
 
 COLLAPSE_SPREAD = 0.05  # spread below this: the embeddings have (nearly) collapsed to one point
@@ -105,7 +117,8 @@ STAT_KEYS = ("loss", "spread", "distill", "teacher_cos")  # in the history, besi
 class Trainer:
     """Holds the state of one run. Public parts: :meth:`batches` (an epoch's batches),
     :meth:`step` (one optimisation step), :meth:`fit` (the epochs, with history, checkpoints,
-    validation, early stop and the ``max_seconds`` budget); :func:`facelib.jobs.train` is the usual entry point (it adds the validation).
+    validation, early stop and the ``max_seconds`` budget); :func:`facelib.jobs.train` is the usual entry point
+    (it adds the validation).
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1; the process group is joined here if it is not yet) it
     trains with DistributedDataParallel; ``log`` is called on rank 0 only.
@@ -179,7 +192,9 @@ class Trainer:
             self.steps_per_epoch = triplet_steps(cfg, len(self._epoch_triplets(0)), self.triplet_batch)
             log(f"original recipe: random triplets, {self.triplet_batch} per step, 3 forward passes each, "
                 f"{self.steps_per_epoch} steps per epoch, margin {cfg.margin}")
-        self.extra_params = list(self.criterion.parameters()) + (list(self.distill.parameters()) if self.distill else [])
+        self.extra_params = list(self.criterion.parameters())
+        if self.distill is not None:
+            self.extra_params += list(self.distill.parameters())
         params = list(self.model.parameters()) + self.extra_params
         self.optimizer = torch.optim.AdamW(params, lr=cfg.base_lr, weight_decay=cfg.weight_decay)
         self.total_steps = cfg.epochs * self.steps_per_epoch
@@ -498,7 +513,8 @@ class Trainer:
             return
         ckpt = read_checkpoint(self.last_path)
         if ckpt.get("identities") != list(self.folder.identities):
-            raise CheckpointError(f"{self.last_path} was trained on other identities than {' + '.join(self.cfg.data_folders)}")
+            raise CheckpointError(f"{self.last_path} was trained on other identities than "
+                                  f"{' + '.join(self.cfg.data_folders)}")
         if "optimizer" not in ckpt:
             raise CheckpointError(f"{self.last_path} holds no training state to resume from")
         try:

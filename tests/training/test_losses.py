@@ -9,8 +9,16 @@ import torch.nn.functional as F
 from facelib.config import CLASS_MARGINS, LOSSES, TRIPLET_MARGIN, TrainConfig
 from facelib.training.distances import pairwise_distances
 from facelib.training.losses import (
-    LOSS_TABLE, MarginSoftmaxLoss, MetricLoss, MinedTripletLoss, NoLoss, TripletLoss, build_loss, embedding_spread,
-    get_loss, register_loss,
+    LOSS_TABLE,
+    MarginSoftmaxLoss,
+    MetricLoss,
+    MinedTripletLoss,
+    NoLoss,
+    TripletLoss,
+    build_loss,
+    embedding_spread,
+    get_loss,
+    register_loss,
 )
 from facelib.training.miners import batch_all, get_miner
 
