@@ -165,6 +165,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         from torch.distributed.nn.functional import all_reduce
 
         self._check_input_dim(x)
+        dtype, x = x.dtype, x.float()  # statistics in fp32 under bf16/fp16 autocast, as BatchNorm keeps them
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
         count = torch.tensor([x.numel() // x.shape[1]], dtype=torch.float64, device=x.device)
@@ -182,7 +183,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
                 factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
                 self.running_mean.lerp_(mean.detach(), factor)
                 self.running_var.lerp_(var.detach() * (n / max(n - 1.0, 1.0)), factor)
-        return y
+        return y.to(dtype)
 
 
 def convert_global_batchnorm(module: nn.Module) -> nn.Module:

@@ -46,6 +46,10 @@ REPO = Path(__file__).resolve().parents[2]
 CURVE_KEYS = ("loss", "pos_dist", "neg_dist", "spread", "active_fraction")
 TINY = ["--image-size", "32", "--no-pretrained", "--embedding-dim", "16", "--p", "4", "--k", "4", "--workers", "0",
         "--no-progress", "--lr", "1e-3", "--warmup", "0"]
+# Runs compared with one process train in fp32: bf16 autocast (the default on CPUs with native bf16) rounds a
+# 2 x 8-image batch differently from one 16-image batch, by more than the data-parallel equivalence checked here.
+# test_no_gather_... keeps the default precision, so data-parallel training under bf16 autocast runs too.
+EXACT = ["--no-amp"]
 
 # Runs the CLI like `python -m facelib`, optionally without augmentation, and records (per rank) every file
 # the process opens for writing, creates or renames under the run folder, and what it prints.
@@ -104,7 +108,7 @@ def _ok(proc: subprocess.CompletedProcess) -> None:
 
 def _cfg(data: Path, out: Path, **kw) -> TrainConfig:
     base = dict(data=str(data), image_size=32, pretrained=False, embedding_dim=16, p=4, k=4, workers=0,
-                progress=False, lr=1e-3, warmup=0.0, out=str(out))
+                progress=False, lr=1e-3, warmup=0.0, amp=False, out=str(out))
     base.update(kw)
     return TrainConfig(**base)
 
@@ -259,7 +263,7 @@ def test_two_processes_match_one_and_resume(synth_root: Path, tmp_path: Path, mo
     record.mkdir()
     out = runs / "ddp" / "m.pth"
     args = ["train", "--data", str(synth_root / "train"), "--backbone", "resnet18", "--neck", "bn",
-            "--miner", "batch_hard", "--steps-per-epoch", "2", "--out", str(out), *TINY]
+            "--miner", "batch_hard", "--steps-per-epoch", "2", "--out", str(out), *TINY, *EXACT]
     env = {"NO_AUGMENTATION": "1", "WATCH_DIR": str(runs), "RECORD_DIR": str(record)}
     _ok(_torchrun(args + ["--epochs", "1"], tmp_path, entry, env))
     rank1 = json.loads((record / "rank1.json").read_text())
@@ -298,7 +302,7 @@ def _two_and_one(synth_root: Path, tmp_path: Path, monkeypatch, settings: dict, 
     record.mkdir()
     out = runs / "ddp" / "m.pth"
     flags = [x for k, v in settings.items() for x in ("--" + k.replace("_", "-"), str(v))]
-    args = ["train", "--data", str(synth_root / "train"), *flags, "--epochs", "1", "--out", str(out), *TINY]
+    args = ["train", "--data", str(synth_root / "train"), *flags, "--epochs", "1", "--out", str(out), *TINY, *EXACT]
     _ok(_torchrun(args, tmp_path, entry, {"NO_AUGMENTATION": "1", "WATCH_DIR": str(runs), "RECORD_DIR": str(record),
                                            "BREAK": broken}))
     from facelib.training import model as model_mod
@@ -357,6 +361,9 @@ def test_no_gather_time_budget_and_validation_on_rank_zero(synth_root: Path, tmp
     proc = _torchrun(args, tmp_path)
     _ok(proc)
     assert "mining over each process's own share" in proc.stdout
+    from facelib.runtime import cpu_has_native_bf16
+
+    assert ("precision bf16 autocast" in proc.stdout) is cpu_has_native_bf16()  # GlobalBatchNorm under autocast
     assert "time budget of 0.001 s spent after 1 steps" in proc.stdout
     (entry,) = _history(out)
     assert entry["steps"] == 1 and 0 <= entry["val_top1"] <= 1 and entry["loss"] > 0
