@@ -20,7 +20,11 @@ from facelib.training.model import EmbeddingNet, ModelSpec
 
 class Validation:
     """``Validation(val_data, workers, amp)(model, spec, train_folder, device)`` ->
-    ``{"val_top1", "val_macro_f1", "val_protocol"}``."""
+    ``{"val_top1", "val_macro_f1", "val_protocol", "val_gallery"}``: scored with the gallery of each identity's
+    mean embedding (``gallery="mean"``, cheap per epoch), so the training log names it; ``facelib test`` and the
+    lab notes' primary figure use the gallery of all images."""
+
+    gallery_mode = "mean"
 
     def __init__(self, val_data: str, workers: int = 2, amp: bool = True, batch_size: int = 64):
         self.folder = scan_folder(val_data)
@@ -38,5 +42,6 @@ class Validation:
         gallery = None
         if protocol == "closed":
             gallery = embed_folder(model, spec, train_folder.select(lambda s: s.is_clean), **kw)
-        result = run_protocol(protocol, probes, train=gallery)
-        return {"val_top1": float(result.top1), "val_macro_f1": float(result.macro_f1), "val_protocol": protocol}
+        result = run_protocol(protocol, probes, train=gallery, gallery=self.gallery_mode)
+        return {"val_top1": float(result.top1), "val_macro_f1": float(result.macro_f1), "val_protocol": protocol,
+                "val_gallery": self.gallery_mode}

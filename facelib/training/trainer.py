@@ -468,7 +468,8 @@ class Trainer:
             line += f"distill {entry['distill']:.4f} (teacher cos {entry.get('teacher_cos', nan):.2f})  "
         line += f"spread {entry.get('spread', nan):.3f}  {entry['images_per_sec']:.1f} img/s"
         if "val_top1" in entry:
-            line += f"  val top-1 {entry['val_top1']:.3f} ({entry['val_protocol']})"
+            mode = f", {entry['val_gallery']} gallery" if "val_gallery" in entry else ""
+            line += f"  val top-1 {entry['val_top1']:.3f} ({entry['val_protocol']}{mode})"
         return line
 
     def _track_best(self, entry: dict[str, Any]) -> bool:

@@ -109,9 +109,12 @@ def test_every_miner_trains(synth_root: Path, tmp_path: Path, miner: str):
 
 
 def test_validation_keeps_best_and_stops_early(synth_root: Path, tmp_path: Path):
+    lines: list[str] = []
     r = train(tiny(synth_root / "train", tmp_path / "m.pth", val_data=str(synth_root / "val"), epochs=3,
-                   patience=1, steps_per_epoch=1), **QUIET)
-    assert all("val_top1" in h and h["val_protocol"] == "cross-photo" for h in r.history)
+                   patience=1, steps_per_epoch=1), **{**QUIET, "log": lines.append})
+    assert all("val_top1" in h and h["val_protocol"] == "cross-photo" and h["val_gallery"] == "mean"
+               for h in r.history)
+    assert sum("val top-1" in line and "(cross-photo, mean gallery)" in line for line in lines) == len(r.history)
     best = torch.load(r.checkpoint, weights_only=True)
     assert best["epoch"] == r.best_epoch
     assert r.history[r.best_epoch - 1]["val_top1"] == max(h["val_top1"] for h in r.history)
