@@ -66,9 +66,9 @@ def set_variant(trainer, amp: bool, channels_last: bool, compile_: bool) -> None
 
     from facelib.runtime import autocast_dtype
 
-    trainer.amp_dtype = autocast_dtype(trainer.device, True, training=True) if amp else None
-    if amp and trainer.device.type == "cpu":
-        trainer.amp_dtype = torch.bfloat16  # forced by --all-variants on a CPU without native bf16
+    # on a CPU the AMP variant is bf16 autocast: facelib's default where native, forced by --all-variants elsewhere
+    cpu = trainer.device.type == "cpu"
+    trainer.amp_dtype = (torch.bfloat16 if cpu else autocast_dtype(trainer.device, True)) if amp else None
     trainer.memory_format = torch.channels_last if channels_last else torch.contiguous_format
     trainer.model.to(memory_format=trainer.memory_format)
     trainer.forward = torch.compile(trainer.model) if compile_ else trainer.model
