@@ -6,6 +6,7 @@
     python benchmarks/recipe_vs_seed.py --synthetic 40,5,64,5 --epochs 4 \
         --recipes default default,miner=batch_hard,neck=none,min_photos=1
     python benchmarks/recipe_vs_seed.py --budget-min 30 --curve --recipes default   # top-1 against time
+    python benchmarks/recipe_vs_seed.py --steps 10000 --curve-every 1000 --recipes default,teacher=dlib  # the long run
     python benchmarks/recipe_vs_seed.py --backbone resnet50 --image-size 224 --budget-min 10 --device cuda
 
 A recipe is ``default`` (the TrainConfig defaults: what ``facelib train`` does), ``original``
@@ -135,6 +136,10 @@ def _photo_counts(folder) -> dict[str, int]:
 
 def budget_kwargs(args) -> dict[str, Any]:
     """TrainConfig fields that express the budget."""
+    if args.steps and args.curve_every:  # epochs of that many steps; one schedule over all of them
+        if args.steps % args.curve_every:
+            raise SystemExit(f"--curve-every {args.curve_every} must divide --steps {args.steps}")
+        return dict(epochs=args.steps // args.curve_every, steps_per_epoch=args.curve_every)
     if args.steps:  # one "epoch" of exactly that many P x K steps (warm-up and cosine are fractions of it)
         return dict(epochs=1, steps_per_epoch=args.steps)
     if args.epochs:
@@ -165,12 +170,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--curve", action="store_true",
                     help="score val, and a val-shaped subset of the training identities, after every epoch")
+    ap.add_argument("--curve-every", type=int, default=None, metavar="STEPS",
+                    help="with --steps: score the curve every STEPS steps (epochs of STEPS steps; the learning-rate "
+                         "schedule still spans all --steps)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--no-baselines", action="store_true", help="skip the untrained-network and pixel rows")
     ap.add_argument("--quick", action="store_true", help="tiny run on synthetic faces (smoke check)")
     ap.add_argument("--json", default="recipe_vs_seed", help="name of benchmarks/out/<name>.json ('' = none)")
     args = ap.parse_args(argv)
+    if args.curve_every:
+        if not args.steps:
+            raise SystemExit("--curve-every needs --steps")
+        args.curve = True
 
     from facelib.data.folders import scan_folder
     from facelib.runtime import resolve_device
@@ -220,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
                 seen_es[:] = [c_seen["es"]]
                 curve.append(dict(train_s=t.elapsed, steps=t.steps_done, top1_all=c["top1_all"],
                                   top1_mean=c["top1_mean"], train_top1_all=c_seen["top1_all"],
+                                  top1_all_ci=c["top1_all_ci"], per_distortion=c["per_distortion"],
                                   spread=entry.get("spread")))
                 common.log_err(f"   curve: {t.elapsed:7.0f} s  {t.steps_done:5d} steps  top-1 {c['top1_all']:.4f} "
                                f"(training identities {c_seen['top1_all']:.4f})")

@@ -1,5 +1,5 @@
-"""The jobs that cross stages: :func:`train` (a :class:`~facelib.training.trainer.Trainer` wired to
-evaluation's :class:`~facelib.evaluation.validation.Validation`, so training never imports evaluation) and
+"""The jobs that cross stages: :func:`train` (a :class:`~facelib.training.trainer.Trainer` with evaluation's
+:class:`~facelib.evaluation.validation.Validation` as its callback, so training never imports evaluation) and
 :func:`demo` (synthetic data -> train -> test, as a :class:`~facelib.commands.DemoConfig` says). The test job
 itself is :func:`facelib.evaluation.report.run_test`."""
 
@@ -32,10 +32,10 @@ def train(
     """
     from facelib.evaluation.validation import Validation
 
-    validator = Validation(cfg.val_data, workers=cfg.workers, amp=cfg.amp) if cfg.val_data else None
+    callbacks = [Validation(cfg.val_data, workers=cfg.workers, amp=cfg.amp)] if cfg.val_data else []
     joined = distributed.current().enabled
     try:
-        return Trainer(cfg, log=log, validator=validator).fit(on_epoch_end, on_step_end)
+        return Trainer(cfg, log=log, callbacks=callbacks).fit(on_epoch_end, on_step_end)
     finally:
         if not joined:
             distributed.destroy_process_group()

@@ -111,15 +111,6 @@ def test_cli_adds_the_flags_of_the_fields_an_error_names(capsys, monkeypatch):
     assert "device='cuda:7'" in err and "no CUDA GPU" in err and "[flags: --device]" in err
 
 
-def test_trainer_with_val_data_needs_a_validator(tmp_path):
-    from facelib.config import TrainConfig
-    from facelib.errors import ConfigError
-    from facelib.training.trainer import Trainer
-
-    with pytest.raises(ConfigError, match="facelib.jobs.train"):
-        Trainer(TrainConfig(data=str(tmp_path), val_data=str(tmp_path), device="cpu"), log=lambda s: None)
-
-
 def test_each_registry_name_is_defined_once_and_the_tables_agree():
     import torch
 

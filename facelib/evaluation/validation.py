@@ -2,46 +2,48 @@
 the protocol :func:`~facelib.evaluation.protocols.detect_protocol` picks (``closed`` when the validation
 identities are training identities, with the clean training photos as gallery; else ``cross-photo``).
 
-The Trainer (an earlier stage) receives a :class:`Validation` from :func:`facelib.jobs.train` and calls it
-after each epoch on rank 0; it never imports this module.
+A :class:`Validation` is a :class:`facelib.training.trainer.Callback`: :func:`facelib.jobs.train` gives it to the
+Trainer (an earlier stage, which never imports this module), which calls it after each epoch on rank 0.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from facelib.data.folders import FaceFolder, scan_folder
+from facelib.data.folders import scan_folder
 from facelib.evaluation.extract import embed_folder
 from facelib.evaluation.protocols import detect_protocol, run_protocol
-from facelib.training.model import EmbeddingNet, ModelSpec
+from facelib.evaluation.ranking import check_gallery_mode
+
+if TYPE_CHECKING:
+    from facelib.training.trainer import Trainer
 
 
 class Validation:
-    """``Validation(val_data, workers, amp)(model, spec, train_folder, device)`` ->
-    ``{"val_top1", "val_macro_f1", "val_protocol", "val_gallery"}``: scored with the gallery of each identity's
-    mean embedding (``gallery="mean"``, cheap per epoch), so the training log names it; ``facelib test`` and the
-    lab notes' primary figure use the gallery of all images."""
+    """``Validation(val_data, ...)(trainer, entry)`` -> ``{"val_top1", "val_macro_f1", "val_protocol",
+    "val_gallery"}`` for the model being trained. ``gallery="mean"`` (the default: one mean embedding per identity,
+    cheap per epoch) or ``"all"`` (every image, the lab notes' primary figure); the training log names it."""
 
-    gallery_mode = "mean"
-
-    def __init__(self, val_data: str, workers: int = 2, amp: bool = True, batch_size: int = 64):
+    def __init__(self, val_data: str, workers: int = 2, amp: bool = True, batch_size: int = 64,
+                 gallery: str = "mean"):
         self.folder = scan_folder(val_data)
         self.workers, self.amp, self.batch_size = workers, amp, batch_size
+        self.gallery = check_gallery_mode(gallery)
 
     def describe(self) -> str:
         """One line for the training log."""
         return "validation: " + self.folder.report.summary().splitlines()[0]
 
-    def __call__(self, model: EmbeddingNet, spec: ModelSpec, train_folder: FaceFolder,
-                 device: torch.device) -> dict[str, Any]:
+    def __call__(self, trainer: Trainer, entry: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Scores ``trainer.model`` (with its ``spec``, training ``folder`` and ``device``); ``entry``, the epoch's
+        history entry, is not needed."""
+        model, spec, train_folder = trainer.model, trainer.spec, trainer.folder
         protocol, _ = detect_protocol(train_folder.identities, self.folder.identities)
-        kw = dict(batch_size=self.batch_size, workers=self.workers, device=device, amp=self.amp)
+        kw = dict(batch_size=self.batch_size, workers=self.workers, device=trainer.device, amp=self.amp)
         probes = embed_folder(model, spec, self.folder, **kw)
         gallery = None
         if protocol == "closed":
             gallery = embed_folder(model, spec, train_folder.select(lambda s: s.is_clean), **kw)
-        result = run_protocol(protocol, probes, train=gallery, gallery=self.gallery_mode)
+        result = run_protocol(protocol, probes, train=gallery, gallery=self.gallery)
         return {"val_top1": float(result.top1), "val_macro_f1": float(result.macro_f1), "val_protocol": protocol,
-                "val_gallery": self.gallery_mode}
+                "val_gallery": self.gallery}

@@ -1,8 +1,8 @@
 """The training loop: P x K batches with in-batch mining (default) or the original random triplets.
 
-Per epoch it logs ``loss``, ``active_fraction``, ``pos_dist``, ``neg_dist``, ``spread`` and
-validation figures to ``history.json`` next to the checkpoint, keeps the best checkpoint,
-and writes ``<out stem>.last.pth`` with everything ``--resume`` needs.
+Per epoch it logs ``loss``, ``active_fraction``, ``pos_dist``, ``neg_dist``, ``spread`` and the figures its
+callbacks return (validation: :class:`Callback`) to ``history.json`` next to the checkpoint, keeps the best
+checkpoint, and writes ``<out stem>.last.pth`` with everything ``--resume`` needs.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the same loop runs data-parallel (:mod:`facelib.training.distributed`):
 each rank embeds its share of the global P x K batch, mining sees the all-gathered global batch
@@ -16,15 +16,15 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from facelib.config import TrainConfig
-from facelib.data.folders import FaceFolder, ImageDataset
-from facelib.errors import CheckpointError, ConfigError
+from facelib.data.folders import ImageDataset
+from facelib.errors import CheckpointError
 from facelib.io import write_json
 from facelib.runtime import autocast_dtype, describe_device, memory_format, precision_label, resolve_device
 from facelib.training import distributed
@@ -52,14 +52,15 @@ COLLAPSE_SPREAD = 0.05  # spread below this: the embeddings have (nearly) collap
 COLLAPSE_REMEDY = "the defaults avoid it: the BatchNorm neck (neck='bn') and batch-all mining (miner='batch_all')"
 
 
-class Validator(Protocol):
-    """Scores the model after an epoch (rank 0): ``{"val_top1": ..., "val_protocol": ...}``; the best
-    ``val_top1`` is kept. :class:`facelib.evaluation.validation.Validation` is the one facelib uses."""
+class Callback(Protocol):
+    """Plugs into :meth:`Trainer.fit` (as arcface_torch's ``CallBackVerification``): called on rank 0 after each
+    epoch with the trainer and the epoch's history entry; returns figures to add to that entry, or ``None``. A
+    ``val_top1`` among them decides which checkpoint is kept (and early stopping).
+    :class:`facelib.evaluation.validation.Validation` is the one :func:`facelib.jobs.train` adds for ``val_data``."""
 
     def describe(self) -> str: ...
 
-    def __call__(self, model: nn.Module, spec: ModelSpec, train_folder: FaceFolder,
-                 device: torch.device) -> dict[str, Any]: ...
+    def __call__(self, trainer: Trainer, entry: dict[str, Any]) -> dict[str, Any] | None: ...
 
 
 @dataclass
@@ -117,18 +118,14 @@ STAT_KEYS = ("loss", "spread", "distill", "teacher_cos")  # in the history, besi
 class Trainer:
     """Holds the state of one run. Public parts: :meth:`batches` (an epoch's batches),
     :meth:`step` (one optimisation step), :meth:`fit` (the epochs, with history, checkpoints,
-    validation, early stop and the ``max_seconds`` budget); :func:`facelib.jobs.train` is the usual entry point
-    (it adds the validation).
+    the ``callbacks`` after each epoch, early stop and the ``max_seconds`` budget); :func:`facelib.jobs.train` is the
+    usual entry point (it adds the validation callback for ``cfg.val_data``).
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1; the process group is joined here if it is not yet) it
     trains with DistributedDataParallel; ``log`` is called on rank 0 only.
     """
 
-    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print, validator: Validator | None = None):
-        if cfg.val_data and validator is None:
-            raise ConfigError("val_data is scored by a validator: train with facelib.jobs.train(cfg), or pass "
-                              "validator=facelib.evaluation.validation.Validation(cfg.val_data)",
-                              fields=("val_data",))
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print, callbacks: Sequence[Callback] = ()):
         env = distributed.env_from()
         self.device = distributed.device_for(env, resolve_device(cfg.device))
         if env.enabled:  # before joining the group, so a bad setting stops every rank at once
@@ -213,9 +210,12 @@ class Trainer:
         self.best_epoch: int | None = None
         self.bad_epochs = 0
         self.warnings: list[str] = []
-        self.validator = validator
-        if validator is not None:
-            log(validator.describe())
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            log(callback.describe())
+        if cfg.val_data and not self.callbacks:
+            log(f"val_data {cfg.val_data} is not scored: no callback was given (facelib.jobs.train adds "
+                "facelib.evaluation.validation.Validation)")
         if cfg.resume:
             self._resume()
 
@@ -431,8 +431,9 @@ class Trainer:
             entry.update({k: float(v) / max(1, steps) for k, v in sums.items() if k in keep})
             entry.update(lr=self.learning_rate(), seconds=seconds, images_per_sec=n_images / max(seconds, 1e-9),
                          steps=steps)
-            if self.validator is not None and self.dist.is_main:
-                entry.update(self.validator(self.model, self.spec, self.folder, self.device))
+            if self.dist.is_main:
+                for callback in self.callbacks:
+                    entry.update(callback(self, entry) or {})
             self.history.append(entry)
             self.log(self._epoch_line(entry))
             if entry.get("spread", 1.0) < COLLAPSE_SPREAD:

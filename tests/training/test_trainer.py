@@ -122,6 +122,40 @@ def test_validation_keeps_best_and_stops_early(synth_root: Path, tmp_path: Path)
         assert r.best_epoch == len(r.history) - 1
 
 
+class Scripted:
+    """A callback that returns the next of ``scores`` as ``val_top1`` and records what it was called with."""
+
+    def __init__(self, scores: list[float]):
+        self.scores, self.seen = list(scores), []
+
+    def describe(self) -> str:
+        return "scripted validation"
+
+    def __call__(self, trainer: Trainer, entry: dict) -> dict:
+        self.seen.append((trainer.steps_done, entry["epoch"], "loss" in entry))
+        return {"val_top1": self.scores.pop(0), "val_protocol": "scripted"}
+
+
+def test_a_callback_plugs_in_and_its_score_chooses_the_checkpoint(synth_root: Path, tmp_path: Path):
+    cb, lines = Scripted([0.3, 0.6, 0.4, 0.5, 0.9]), []
+    t = Trainer(tiny(synth_root / "train", tmp_path / "m.pth", epochs=5, patience=2, steps_per_epoch=1),
+                log=lines.append, callbacks=[cb])
+    r = t.fit()
+    assert "scripted validation" in lines
+    assert cb.seen == [(1, 1, True), (2, 2, True), (3, 3, True), (4, 4, True)]  # stopped: 2 epochs without gain
+    assert r.stopped_early and r.best_epoch == 2 and [h["val_top1"] for h in r.history] == [0.3, 0.6, 0.4, 0.5]
+    assert torch.load(r.checkpoint, weights_only=True)["epoch"] == 2
+    assert torch.load(r.last_checkpoint, weights_only=True)["epoch"] == 4
+
+
+def test_val_data_without_a_callback_is_said_not_scored(synth_root: Path, tmp_path: Path):
+    lines: list[str] = []
+    r = Trainer(tiny(synth_root / "train", tmp_path / "m.pth", val_data=str(synth_root / "val")),
+                log=lines.append).fit()
+    assert sum("is not scored" in line for line in lines) == 1
+    assert "val_top1" not in r.history[0] and r.best_epoch is None
+
+
 def test_collapse_warning(synth_root: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(train_mod, "COLLAPSE_SPREAD", 10.0)  # any spread counts as collapsed
     log: list[str] = []
