@@ -29,7 +29,7 @@ LARGE_PNG = 200_000  # base64 characters: a larger PNG (a grid of photos) is sto
 JPEG_QUALITY = 80
 WIDGET = "application/vnd.jupyter.widget-view+json"
 PROGRESS = re.compile(r"^(?P<desc>.*?):\s+\d+%\|.*?\|\s*\d+/(?P<total>\d+) \[.*?(?P<unit>[A-Za-z]+)/s\]")
-CELL_TIMEOUT_S = 2400  # per cell: training in 03 takes 2-3 minutes on a quiet 2-core CPU, 15+ on a shared one
+CELL_TIMEOUT_S = 2400  # per cell: 03 trains 1 (bf16) to 3 (fp32) minutes on a quiet 2-core CPU, 15+ on a shared one
 
 
 def _clean_text(text: str) -> str:

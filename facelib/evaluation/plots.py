@@ -377,6 +377,15 @@ _HISTORY_PANELS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
 )
 
 
+def val_mode(entry: Mapping[str, Any]) -> str:
+    """How an epoch's val top-1 was scored, as the trainer's log names it: `` (cross-photo, mean gallery)``;
+    empty when ``entry`` does not record it (older histories)."""
+    parts = [str(entry[k]) for k in ("val_protocol", "val_gallery") if entry.get(k)]
+    if entry.get("val_gallery"):
+        parts[-1] += " gallery"
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def history_figure(history: Sequence[Mapping[str, Any]], out: str | os.PathLike | None = None) -> Figure:
     """Four panels over epochs: loss, active-triplet fraction, positive/negative distance, val top-1.
 
@@ -414,7 +423,8 @@ def history_figure(history: Sequence[Mapping[str, Any]], out: str | os.PathLike 
                 ax.legend(fontsize=8)
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
-        ax.set_title(title)
+        scored = next((h for h in hist if "val_top1" in h), {}) if title == "val top-1" else {}
+        ax.set_title(title + val_mode(scored))  # the val panel names its protocol and gallery mode
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)

@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from facelib.config import TrainConfig
+from facelib.evaluation.plots import val_mode
 from facelib.notebook.setup import check_pretrained, device_summary
 
 __all__ = ["LivePlot", "run_training"]
@@ -65,8 +66,8 @@ class LivePlot:
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
         n_ep = len(self.epochs)
-        val = [e["val_top1"] for e in self.epochs if "val_top1" in e]
-        extra = f", val top-1 {val[-1]:.3f}" if val else ""
+        val = [e for e in self.epochs if "val_top1" in e]
+        extra = f", val top-1 {val[-1]['val_top1']:.3f}{val_mode(val[-1])}" if val else ""
         fig.suptitle(f"{self.title}: {len(self.steps)} steps, {n_ep} epochs done{extra}", fontsize=10)
         return fig
 

@@ -115,6 +115,9 @@ def test_history(tmp_path):
     assert fig.axes[1].get_ylim() == (0.0, 1.0) and fig.axes[3].get_ylim() == (0.0, 1.0)
     assert fig.axes[0].get_ylim()[0] == 0.0 and fig.axes[0].get_ylim()[1] >= 1.0
     assert "0.400" in [t.get_text() for t in fig.axes[3].texts]  # every point carries its value
+    assert fig.axes[3].get_title() == "val top-1"  # an old history that does not record its gallery
+    hist[-1].update(val_protocol="cross-photo", val_gallery="mean")
+    assert plots.history_figure(hist).axes[3].get_title() == "val top-1 (cross-photo, mean gallery)"
     fig = plots.history_figure([{"epoch": 1}])  # every key missing: still a figure
     assert len(fig.axes) == 4
 

@@ -14,6 +14,8 @@ def test_live_plot_without_a_display():
     plot.epoch({"epoch": 1, "loss": 0.6, "active_fraction": 0.5, "pos_dist": 0.3, "neg_dist": 0.6, "val_top1": 0.4})
     plot.close()
     assert plot.draws >= 4 and "val top-1 0.400" in plot.fig._suptitle.get_text()
+    plot.epoch({"epoch": 2, "loss": 0.5, "val_top1": 0.45, "val_protocol": "cross-photo", "val_gallery": "mean"})
+    assert "val top-1 0.450 (cross-photo, mean gallery)" in plot.fig._suptitle.get_text()  # names its gallery
     w = nb.LivePlot(widget=True)
     w.epoch({"epoch": 1, "loss": 0.5})
     assert w.widget.value[:4] == b"\x89PNG"
