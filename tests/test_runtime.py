@@ -31,6 +31,23 @@ def test_precision_labels_and_the_probe():
     assert isinstance(runtime.cpu_has_native_bf16(), bool)
 
 
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}  # how `make test-avx2` runs the tests
+
+
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"), reason="not an x86 AVX2 CPU")
+def test_an_avx2_only_cpu_as_make_test_avx2_runs_it_trains_in_fp32():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch; from facelib.runtime import autocast_dtype, cpu_has_native_bf16; "
+            "print(torch.backends.cpu.get_cpu_capability(), cpu_has_native_bf16(), "
+            "autocast_dtype(torch.device('cpu'), True, training=True))")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **AVX2_ONLY}, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["AVX2", "False", "None"]
+
+
 @pytest.mark.skipif(not runtime.cpu_has_native_bf16(), reason="this CPU has no native bf16")
 def test_bf16_autocast_runs_a_resnet_step_close_to_fp32():
     import timm
