@@ -92,7 +92,7 @@ def time_raw_forward(model, spec, n_images: int, args, device) -> float:
 
 def time_loader(spec, paths, args, device) -> float:
     from facelib.evaluation.extract import image_loader
-    from facelib.training.model import build_transform
+    from facelib.models.transforms import build_transform
 
     loader = image_loader(paths, build_transform(spec, train=False), args.batch_size, args.workers, device)
     t0 = time.perf_counter()
@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", default="eval_speed", help="name of benchmarks/out/<name>.json ('' = none)")
     args = ap.parse_args(argv)
 
+    from facelib.models.network import build_model
     from facelib.runtime import resolve_device
-    from facelib.training.model import build_model
 
     if args.quick:
         from facelib.data.synthetic import make_dataset

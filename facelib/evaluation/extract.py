@@ -11,9 +11,10 @@ import torch
 
 from facelib.data.folders import FaceFolder, ImageDataset, scan_folder
 from facelib.evaluation.embedding_set import EmbeddingSet
+from facelib.models.checkpoint import load_checkpoint
+from facelib.models.network import EmbeddingNet, ModelSpec
+from facelib.models.transforms import build_transform
 from facelib.runtime import autocast_dtype, memory_format, resolve_device
-from facelib.training.checkpoint import load_checkpoint
-from facelib.training.model import EmbeddingNet, ModelSpec, build_transform
 
 
 def image_loader(

@@ -15,7 +15,7 @@ import torch
 from facelib.data.folders import FaceFolder, scan_folder
 from facelib.evaluation.extract import embed_folder
 from facelib.evaluation.protocols import detect_protocol, run_protocol
-from facelib.training.model import EmbeddingNet, ModelSpec
+from facelib.models.network import EmbeddingNet, ModelSpec
 
 
 class Validation:

@@ -27,7 +27,7 @@ from facelib.io import atomic_path
 if TYPE_CHECKING:  # torch loads on first use: `facelib --help` stays fast
     from torch import nn
 
-    from facelib.training.model import EmbeddingNet, ModelSpec
+    from facelib.models.network import EmbeddingNet, ModelSpec
 
 __all__ = ["EXPORT_FORMATS", "normalized_embedder", "export_onnx", "preprocessing_contract", "load_inputs",
            "onnx_embed"]
@@ -98,12 +98,12 @@ def _write_contract(path: str | os.PathLike, spec: "ModelSpec") -> None:
 
 def load_inputs(paths: Sequence[str | os.PathLike], spec: "ModelSpec") -> np.ndarray:
     """Images -> float32 [N, 3, S, S], RGB in [0, 1], framed (restoration, face crop) and resized as
-    :func:`facelib.training.model.build_transform` does: the exported graph's input (the normalisation it leaves out
+    :func:`facelib.models.transforms.build_transform` does: the exported graph's input (the normalisation it leaves out
     is in the graph)."""
     import torch
 
     from facelib.data.folders import load_image
-    from facelib.training.model import graph_input_transform
+    from facelib.models.transforms import graph_input_transform
 
     pre = graph_input_transform(spec)
     if len(paths) == 0:

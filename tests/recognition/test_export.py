@@ -26,8 +26,8 @@ def exported(tiny_checkpoint, tmp_path_factory) -> Path:
 
 def _parity(onnx_path: Path, checkpoint: Path, paths: list[Path]) -> np.ndarray:
     from facelib.evaluation.extract import embed_images
+    from facelib.models.checkpoint import load_checkpoint
     from facelib.recognition.export import load_inputs, onnx_embed
-    from facelib.training.checkpoint import load_checkpoint
 
     model, spec, _ = load_checkpoint(checkpoint)
     ref = embed_images(model, paths, spec, workers=0)

@@ -133,8 +133,8 @@ def test_missing_dlib_extra_gives_the_install_line_when_a_photo_needs_it(monkeyp
 def test_checkpoint_teacher_in_worker_processes_matches_the_model(tiny_checkpoint, photos, tmp_path):
     import torch
 
-    from facelib.training.checkpoint import load_checkpoint
-    from facelib.training.model import build_transform
+    from facelib.models.checkpoint import load_checkpoint
+    from facelib.models.transforms import build_transform
 
     par = T.teacher_embeddings(photos, str(tiny_checkpoint), cache_root=tmp_path / "c", workers=2, chunk=4,
                                progress=False)
@@ -149,8 +149,8 @@ def test_checkpoint_teacher_in_worker_processes_matches_the_model(tiny_checkpoin
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnxscript") is None,
                     reason="needs the [onnx] extra")
 def test_onnx_teacher_reads_the_contract_and_matches_the_checkpoint(tiny_checkpoint, photos, tmp_path):
+    from facelib.models.checkpoint import load_checkpoint
     from facelib.recognition.export import export_onnx
-    from facelib.training.checkpoint import load_checkpoint
 
     model, spec, _ = load_checkpoint(tiny_checkpoint)
     onnx_path = export_onnx(model, spec, tmp_path / "m.onnx")

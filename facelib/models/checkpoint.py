@@ -19,7 +19,7 @@ from torch import nn
 
 from facelib.errors import CheckpointError, ModelError
 from facelib.io import atomic_path
-from facelib.training.model import EmbeddingNet, ModelSpec
+from facelib.models.network import EmbeddingNet, ModelSpec
 
 CHECKPOINT_FORMAT = "facelib-checkpoint"
 CHECKPOINT_VERSION = 1
