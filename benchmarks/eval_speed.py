@@ -70,22 +70,24 @@ def time_embed(model, spec, paths, args, device) -> float:
 
 
 def time_raw_forward(model, spec, n_images: int, args, device) -> float:
-    """Raw ``model(x)`` on batches already on the device, same precision/memory format as embed_images."""
+    """Raw ``for_inference(model, spec)(x)`` on batches already on the device, same precision/memory format as
+    embed_images."""
     import torch
 
+    from facelib.models.network import for_inference
     from facelib.runtime import autocast_dtype
 
     dtype = autocast_dtype(device, True)
     mf = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     x = torch.randn(args.batch_size, 3, spec.image_size, spec.image_size).to(device, memory_format=mf)
     n_batches = max(1, -(-n_images // args.batch_size))
-    model.eval()
+    net = for_inference(model.eval(), spec)
     with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-        model(x)  # warm-up
+        net(x)  # warm-up
         sync(device)
         t0 = time.perf_counter()
         for _ in range(n_batches):
-            model(x)
+            net(x)
         sync(device)
     return n_batches * args.batch_size / (time.perf_counter() - t0)
 

@@ -228,7 +228,7 @@ class TrainConfig:
     restore: str = setting("none", "restoration front-end before the crop: median = 3x3 median filter (removes "
                            "salt-and-pepper noise); recorded in the checkpoint (default: %(default)s)",
                            choices=RESTORERS)
-    # evaluation embeds the photo and its mirror image and averages them (EmbeddingNet; lab notes 9.7)
+    # evaluation embeds the photo and its mirror image and averages them (models.network.FlipTest; lab notes 9.7)
     flip_test: bool = setting(True, "the model embeds a photo and its mirror image and averages them when it "
                               "evaluates (train mode sees one view); recorded in the checkpoint and applied by every "
                               "command and the ONNX graph (default: yes)", kind="bool")

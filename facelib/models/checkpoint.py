@@ -104,8 +104,7 @@ def load_checkpoint(
             spec_dict[key] = tuple(spec_dict[key])
     spec = ModelSpec(**spec_dict)
     try:
-        model = EmbeddingNet(spec.backbone, spec.embedding_dim, pretrained=False, neck=spec.neck,
-                             flip_test=spec.flip_test)
+        model = EmbeddingNet(spec.backbone, spec.embedding_dim, pretrained=False, neck=spec.neck)
     except ModelError as e:
         raise CheckpointError(f"{path}: {e}") from None
     state = ckpt.get("model")

@@ -34,13 +34,16 @@ __all__ = ["EXPORT_FORMATS", "normalized_embedder", "export_onnx", "preprocessin
 
 
 def normalized_embedder(model: "EmbeddingNet", spec: "ModelSpec") -> "nn.Module":
-    """``model`` with the input normalisation inside: images [N, 3, S, S] in [0, 1] -> [N, D] unit rows."""
+    """What the graph computes: ``for_inference(model, spec)`` (the flip test where ``spec.flip_test``) with the
+    input normalisation inside: images [N, 3, S, S] in [0, 1] -> [N, D] unit rows."""
     import torch
+
+    from facelib.models.network import for_inference
 
     class NormalizedEmbedder(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.model = model
+            self.model = for_inference(model, spec)
             self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
             self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
 

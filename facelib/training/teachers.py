@@ -151,9 +151,11 @@ class CheckpointTeacher:
         import torch
 
         from facelib.models.checkpoint import load_checkpoint, model_fingerprint
+        from facelib.models.network import for_inference
         from facelib.models.transforms import build_transform
 
-        self.model, self.spec, ckpt = load_checkpoint(path)
+        model, self.spec, ckpt = load_checkpoint(path)  # eval mode
+        self.model = for_inference(model, self.spec)  # the flip test where the checkpoint evaluates with it
         self.transform = build_transform(self.spec, train=False)
         self.dim = self.spec.embedding_dim
         self.key = f"checkpoint-{model_fingerprint(ckpt['model'], self.spec)}"

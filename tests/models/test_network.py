@@ -1,12 +1,15 @@
-"""facelib.models.network: the embedder and where its weights come from."""
+"""facelib.models.network: the embedder, the evaluation-time flip test and where the weights come from."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from facelib.errors import ModelError
-from facelib.models.network import EmbeddingNet, build_model, describe_weights
+from facelib.models.network import EmbeddingNet, FlipTest, build_model, describe_weights, for_inference
 
 
 def test_embeddings_are_unit_norm(small):
@@ -27,22 +30,38 @@ def test_unnormalised_output_is_the_neck_before_the_norm(small):
     assert torch.allclose(torch.nn.functional.normalize(z, dim=1), model(x), atol=1e-6)
 
 
-def test_flip_test_averages_the_photo_and_its_mirror(small):
+@torch.no_grad()
+def test_flip_test_is_exactly_the_normalised_sum_of_the_two_views(small):
+    """The wrapper computes what EmbeddingNet's eval branch did, bit for bit: normalize(normalize(z) +
+    normalize(z_mirror)) with z the neck's output; the net alone embeds one view in either mode."""
     model, _ = small
-    flip = EmbeddingNet("resnet18", 16, flip_test=True)
-    flip.load_state_dict(model.state_dict())
-    model.eval(), flip.eval()
+    model.eval()
     x = torch.randn(3, 3, 32, 32)
     mirror = x.flip(3)
-    e = flip(x)
+    e = FlipTest(model)(x)
+    z, z_mirror = model(x, normalize=False), model(mirror, normalize=False)
+    assert torch.equal(e, F.normalize(F.normalize(z, dim=1) + F.normalize(z_mirror, dim=1), dim=1))
     assert torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
-    assert torch.allclose(e, torch.nn.functional.normalize(model(x) + model(mirror), dim=1), atol=1e-5)
-    assert torch.allclose(e, flip(mirror), atol=1e-5)  # a photo and its mirror image: one embedding
+    assert torch.allclose(e, FlipTest(model)(mirror), atol=1e-5)  # a photo and its mirror image: one embedding
     assert not torch.allclose(model(x), model(mirror), atol=1e-3)  # one view is not mirror-invariant
-    assert torch.allclose(flip(x, normalize=False), (model(x, normalize=False) + model(mirror, normalize=False)) / 2,
-                          atol=1e-5)
-    model.train(), flip.train()  # training sees one view
-    assert torch.allclose(flip(x), model(x), atol=1e-6)
+    assert torch.equal(model(x), F.normalize(z, dim=1))  # eval mode no longer switches the flip test on
+    assert not hasattr(model, "flip_test")
+    assert list(FlipTest(model).state_dict()) == [f"net.{k}" for k in model.state_dict()]  # no weights of its own
+
+
+def test_for_inference_wraps_only_where_the_spec_says(small):
+    model, spec = small
+    assert for_inference(model, replace(spec, flip_test=False)) is model
+    wrapped = for_inference(model, replace(spec, flip_test=True))
+    assert isinstance(wrapped, FlipTest) and wrapped.net is model
+
+
+def test_state_dict_keys_are_those_checkpoints_hold():
+    """Checkpoints written before the flip test moved out of the net still load: its keys did not change."""
+    net = EmbeddingNet("resnet18", 8, neck="bn")
+    assert [k for k in net.state_dict() if not k.startswith("backbone.")] == [
+        "head.weight", "head.bias", "neck.weight", "neck.bias", "neck.running_mean", "neck.running_var",
+        "neck.num_batches_tracked"]
 
 
 def test_resnet50_head_is_2048_to_512():

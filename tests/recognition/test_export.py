@@ -57,6 +57,24 @@ def test_export_matches_torch_on_synthetic_images(exported, tiny_checkpoint, syn
 
 
 @needs_onnx
+def test_the_graph_holds_the_flip_test_where_the_spec_says(exported, tiny_checkpoint, tmp_path):
+    """A graph with the flip test gives a photo and its mirror image one embedding; the same weights exported
+    without it do not (each is checked against its torch embedder by the parity tests)."""
+    from dataclasses import replace
+
+    from facelib.models.checkpoint import load_checkpoint
+    from facelib.recognition.export import export_onnx, onnx_embed
+
+    model, spec, _ = load_checkpoint(tiny_checkpoint)
+    assert spec.flip_test
+    x = np.random.default_rng(0).random((3, 3, spec.image_size, spec.image_size), dtype=np.float32)
+    mirror = x[..., ::-1]
+    np.testing.assert_allclose(onnx_embed(exported, x), onnx_embed(exported, mirror), atol=1e-5)
+    one_view = export_onnx(model, replace(spec, flip_test=False), tmp_path / "one.onnx")
+    assert np.abs(onnx_embed(one_view, x) - onnx_embed(one_view, mirror)).max() > 1e-3
+
+
+@needs_onnx
 @pytest.mark.realdata
 def test_export_matches_torch_on_real_faces(exported, tiny_checkpoint):
     if not REAL_DATA.is_dir():

@@ -134,14 +134,16 @@ def test_checkpoint_teacher_in_worker_processes_matches_the_model(tiny_checkpoin
     import torch
 
     from facelib.models.checkpoint import load_checkpoint
+    from facelib.models.network import FlipTest
     from facelib.models.transforms import build_transform
 
     par = T.teacher_embeddings(photos, str(tiny_checkpoint), cache_root=tmp_path / "c", workers=2, chunk=4,
                                progress=False)
     model, spec, _ = load_checkpoint(tiny_checkpoint)
+    assert spec.flip_test  # the teacher embeds as the checkpoint evaluates: the photo and its mirror image
     tf = build_transform(spec)
     with torch.no_grad():
-        want = model(torch.stack([tf(Image.open(p).convert("RGB")) for p in photos])).numpy()
+        want = FlipTest(model)(torch.stack([tf(Image.open(p).convert("RGB")) for p in photos])).numpy()
     assert par.computed == len(photos) and par.found.all() and par.teacher.startswith("checkpoint-")
     np.testing.assert_allclose(par.emb, want, atol=1e-4)
 
