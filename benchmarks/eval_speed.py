@@ -70,29 +70,31 @@ def time_embed(model, spec, paths, args, device) -> float:
 
 
 def time_raw_forward(model, spec, n_images: int, args, device) -> float:
-    """Raw ``model(x)`` on batches already on the device, same precision/memory format as embed_images."""
+    """Raw ``for_inference(model, spec)(x)`` on batches already on the device, same precision/memory format as
+    embed_images."""
     import torch
 
+    from facelib.models.network import for_inference
     from facelib.runtime import autocast_dtype
 
     dtype = autocast_dtype(device, True)
     mf = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     x = torch.randn(args.batch_size, 3, spec.image_size, spec.image_size).to(device, memory_format=mf)
     n_batches = max(1, -(-n_images // args.batch_size))
-    model.eval()
+    net = for_inference(model.eval(), spec)
     with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-        model(x)  # warm-up
+        net(x)  # warm-up
         sync(device)
         t0 = time.perf_counter()
         for _ in range(n_batches):
-            model(x)
+            net(x)
         sync(device)
     return n_batches * args.batch_size / (time.perf_counter() - t0)
 
 
 def time_loader(spec, paths, args, device) -> float:
     from facelib.evaluation.extract import image_loader
-    from facelib.training.model import build_transform
+    from facelib.models.transforms import build_transform
 
     loader = image_loader(paths, build_transform(spec, train=False), args.batch_size, args.workers, device)
     t0 = time.perf_counter()
@@ -120,8 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", default="eval_speed", help="name of benchmarks/out/<name>.json ('' = none)")
     args = ap.parse_args(argv)
 
+    from facelib.models.network import build_model
     from facelib.runtime import resolve_device
-    from facelib.training.model import build_model
 
     if args.quick:
         from facelib.data.synthetic import make_dataset

@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     import onnxruntime as ort
     import torch
 
+    from facelib.models.network import EmbeddingNet, ModelSpec
     from facelib.recognition.export import export_onnx, normalized_embedder
-    from facelib.training.model import EmbeddingNet, ModelSpec
 
     torch.set_num_threads(args.threads)
     opts = ort.SessionOptions()

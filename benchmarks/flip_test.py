@@ -4,9 +4,10 @@ cosine likewise, on FACECOM val (cross-photo, all-images gallery).
     python benchmarks/flip_test.py m/tb_model.pth [more checkpoints] [--data-root ../shared/data/facecom_task_b]
     python benchmarks/flip_test.py --quick      # a tiny checkpoint on synthetic faces (smoke check)
 
-The trained weights are the same in both rows of a checkpoint: only ``EmbeddingNet.flip_test`` (evaluation)
-changes, so the difference is what the flip test adds to that model. The pixel rows mirror-average the
-pixel vectors on the checkpoint's own framing, so the baseline gets the same help.
+The trained weights are the same in both rows of a checkpoint: only the spec's ``flip_test`` changes
+(evaluation runs ``facelib.models.network.FlipTest`` around the net, or the net alone), so the difference is
+what the flip test adds to that model. The pixel rows mirror-average the pixel vectors on the checkpoint's own
+framing, so the baseline gets the same help.
 """
 
 from __future__ import annotations
@@ -78,7 +79,6 @@ def main(argv: list[str] | None = None) -> dict:
         model, spec, _ = load_checkpoint(path)
         crop = spec.face_crop
         for flip in (False, True):
-            model.flip_test = flip
             r = score(model, replace(spec, flip_test=flip), val, "cpu", args.workers)
             es = r.pop("es")  # score() already ran the cross-photo protocol: its figures are in r
             rows.append(row(path, flip, r["top1_all"], r["top1_all_ci"], r["per_distortion"]))

@@ -185,8 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         args.curve = True
 
     from facelib.data.folders import scan_folder
+    from facelib.models.network import build_model
     from facelib.runtime import resolve_device
-    from facelib.training.model import build_model
 
     if args.quick or args.synthetic:
         from facelib.data.synthetic import make_dataset
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             result = train(cfg, log=lambda m: common.log_err("  " + m))
         load1 = common.loadavg()
-        from facelib.training.checkpoint import load_checkpoint
+        from facelib.models.checkpoint import load_checkpoint
 
         model, spec, _ = load_checkpoint(result.checkpoint, device=device)
         s = score(model, spec, val, device, args.workers)

@@ -1,6 +1,6 @@
 """facelib: face recognition by deep metric learning (triplet loss on a timm embedder).
 
-The pipeline is the folder layout: ``data`` -> ``training`` -> ``evaluation`` -> ``recognition``, with
+The pipeline is the folder layout: ``data`` -> ``models`` -> ``training`` -> ``evaluation`` -> ``recognition``, with
 ``notebook`` helpers on top (docs/ARCHITECTURE.md). The public API is importable from here,
 ``from facelib import TrainConfig, scan_folder, train, run_test``; each name is imported on first use, so
 ``import facelib`` itself imports nothing else (no torch).
@@ -21,8 +21,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "facelib.data.distortions": ("distort", "distort_folder"),
     "facelib.data.synthetic": ("make_dataset",),
     "facelib.data.samplers": ("PKSampler",),
-    "facelib.training.model": ("EmbeddingNet", "ModelSpec", "build_model", "build_transform"),
-    "facelib.training.checkpoint": ("load_checkpoint", "save_checkpoint", "model_fingerprint"),
+    "facelib.models.network": ("EmbeddingNet", "ModelSpec", "build_model"),
+    "facelib.models.transforms": ("build_transform",),
+    "facelib.models.checkpoint": ("load_checkpoint", "save_checkpoint", "model_fingerprint"),
     "facelib.training.miners": ("get_miner",),
     "facelib.training.losses": ("TripletLoss",),
     "facelib.training.trainer": ("Trainer", "TrainResult"),

@@ -150,8 +150,8 @@ def cmd_embed(a: EmbedConfig) -> int:
 
 
 def _load_model(checkpoint: str, device: str):
+    from facelib.models.checkpoint import load_checkpoint, model_fingerprint
     from facelib.runtime import resolve_device
-    from facelib.training.checkpoint import load_checkpoint, model_fingerprint
 
     dev = resolve_device(device)
     model, spec, _ = load_checkpoint(checkpoint, dev)

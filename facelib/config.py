@@ -40,7 +40,7 @@ DISTILL_FORMS = ("projection", "similarity")  # facelib.training.distill.Distill
 FINETUNE_LR = 3e-4
 SCRATCH_LR = 3e-3
 NECKS = ("bn", "none")
-AUGMENTS = ("none", "mild", "strong")  # training augmentation: facelib.training.model.build_transform
+AUGMENTS = ("none", "mild", "strong")  # training augmentation: facelib.models.transforms.build_transform
 # facelib.evaluation.protocols.PROTOCOL_RUNNERS; open-set is always reported beside the primary protocol
 PROTOCOL_NAMES = ("closed", "gallery", "cross-photo", "verification", "open-set")
 PROTOCOLS = ("auto",) + PROTOCOL_NAMES[:-1]  # what `facelib test --protocol` may choose as the primary
@@ -228,7 +228,7 @@ class TrainConfig:
     restore: str = setting("none", "restoration front-end before the crop: median = 3x3 median filter (removes "
                            "salt-and-pepper noise); recorded in the checkpoint (default: %(default)s)",
                            choices=RESTORERS)
-    # evaluation embeds the photo and its mirror image and averages them (EmbeddingNet; lab notes 9.7)
+    # evaluation embeds the photo and its mirror image and averages them (models.network.FlipTest; lab notes 9.7)
     flip_test: bool = setting(True, "the model embeds a photo and its mirror image and averages them when it "
                               "evaluates (train mode sees one view); recorded in the checkpoint and applied by every "
                               "command and the ONNX graph (default: yes)", kind="bool")
@@ -305,7 +305,7 @@ class TrainConfig:
     # drawn as distorted images within clean_fraction, so every source also teaches robustness
     synth_distortions: bool = setting(True, "photos without distortion/ copies get the seven distortions made on "
                                       "the fly, drawn within --clean-fraction (default: yes)", kind="bool")
-    # none | mild | strong (facelib.training.model.build_transform; lab notes 0.7)
+    # none | mild | strong (facelib.models.transforms.build_transform; lab notes 0.7)
     augment: str = setting("mild", "training augmentation: none, mild (crop 0.8-1, flip, jitter) or strong (wider "
                            "crops, grayscale, random erasing) (default: %(default)s)", choices=AUGMENTS)
     steps_per_epoch: int | None = setting(None, "cap the steps of an epoch (quick runs)", bounds=(1, None),

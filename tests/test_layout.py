@@ -1,5 +1,5 @@
-"""The layout is the pipeline: data -> training -> evaluation -> recognition -> notebook, no stage imports a
-later one; modules stay small; every registry name is defined once and the module tables agree with it;
+"""The layout is the pipeline: data -> models -> training -> evaluation -> recognition -> notebook, no stage imports
+a later one; modules stay small; every registry name is defined once and the module tables agree with it;
 library messages name config fields, not CLI flags."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "facelib"
 # shared modules (rank 0) serve every stage; jobs wires training to evaluation; the cli may import anything
-RANK = {"config": 0, "commands": 0, "errors": 0, "io": 0, "runtime": 0, "data": 1, "training": 2, "evaluation": 3,
-        "recognition": 4, "jobs": 5, "notebook": 6, "cli": 7, "__init__": 7, "__main__": 7}
+RANK = {"config": 0, "commands": 0, "errors": 0, "io": 0, "runtime": 0, "data": 1, "models": 2, "training": 3,
+        "evaluation": 4, "recognition": 5, "jobs": 6, "notebook": 7, "cli": 8, "__init__": 8, "__main__": 8}
 MAX_LINES = 550
 
 
@@ -49,7 +49,8 @@ def test_every_module_has_a_stage():
     """A new top-level module or folder must be given its place in :data:`RANK` (the import test ranks by it)."""
     parts = {_name(p).split(".")[1] if "." in _name(p) else "__init__" for p in _modules()}
     assert parts <= set(RANK), sorted(parts - set(RANK))
-    assert _rank("facelib.training.trainer") == 2 and _rank("facelib.cli") == 7
+    assert _rank("facelib.models.network") == 2 and _rank("facelib.training.trainer") == 3
+    assert _rank("facelib.cli") == 8
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PKG)))
@@ -174,7 +175,7 @@ def test_architecture_names_every_module():
 def test_tests_mirror_the_package():
     """Every stage has a test folder, and each test module of one names a module of that stage."""
     tests = PKG.parent / "tests"
-    for stage in ("data", "training", "evaluation", "recognition", "notebook"):
+    for stage in ("data", "models", "training", "evaluation", "recognition", "notebook"):
         names = {p.stem for p in (PKG / stage).glob("*.py")}
         for t in (tests / stage).glob("test_*.py"):
             assert t.stem.removeprefix("test_") in names | {"learning"}, f"{t} mirrors no module of facelib/{stage}"

@@ -2,7 +2,7 @@
 
 A checkpoint records them (``ModelSpec.face_crop``, ``ModelSpec.restore``) and every command that feeds
 the model (``train``, ``test``, ``embed``, ``enroll``/``identify``, ``export``'s :func:`load_inputs`)
-applies them through :func:`facelib.training.model.build_transform`, so a model always sees faces framed as in
+applies them through :func:`facelib.models.transforms.build_transform`, so a model always sees faces framed as in
 training.
 
 * :class:`FaceCrop`: the central ``fraction`` of the shorter side, as a square. In FACECOM (LFW's

@@ -1,4 +1,5 @@
-"""Batched embedding extraction: images -> L2-normalised embeddings, no per-image model calls."""
+"""Batched embedding extraction: images -> L2-normalised embeddings, no per-image model calls; the model runs as
+its spec prescribes (:func:`facelib.models.network.for_inference`: with the flip test where ``spec.flip_test``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import torch
 
 from facelib.data.folders import FaceFolder, ImageDataset, scan_folder
 from facelib.evaluation.embedding_set import EmbeddingSet
+from facelib.models.checkpoint import load_checkpoint
+from facelib.models.network import EmbeddingNet, ModelSpec, for_inference
+from facelib.models.transforms import build_transform
 from facelib.runtime import autocast_dtype, memory_format, resolve_device
-from facelib.training.checkpoint import load_checkpoint
-from facelib.training.model import EmbeddingNet, ModelSpec, build_transform
 
 
 def image_loader(
@@ -40,10 +42,12 @@ def embed_images(
     amp: bool = True,
     progress: bool = False,
 ) -> np.ndarray:
-    """Embed image files in batches. Returns [N, D] float32 with unit-norm rows (in ``paths`` order)."""
+    """Embed image files in batches with ``for_inference(model, spec)`` (eval mode; the flip test where
+    ``spec.flip_test``). Returns [N, D] float32 with unit-norm rows (in ``paths`` order)."""
     device = resolve_device(device or next(model.parameters()).device)
     was_training = model.training
     model.eval()
+    net = for_inference(model, spec)
     dtype = autocast_dtype(device, amp)
     out = np.empty((len(paths), spec.embedding_dim), dtype=np.float32)
     loader = image_loader(paths, build_transform(spec, train=False), batch_size, workers, device)
@@ -55,7 +59,7 @@ def embed_images(
     for images, index in loader:
         images = images.to(device, non_blocking=True, memory_format=layout)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            emb = model(images)
+            emb = net(images)
         out[index.numpy()] = torch.nn.functional.normalize(emb.float(), dim=1).cpu().numpy()
     model.train(was_training)
     return out

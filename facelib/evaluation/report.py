@@ -25,9 +25,10 @@ from facelib.evaluation.embedding_set import EmbeddingSet
 from facelib.evaluation.extract import embed_folder
 from facelib.evaluation.results import Identification, Result, Verification
 from facelib.io import atomic_path, write_json
+from facelib.models.checkpoint import load_checkpoint, model_fingerprint
+from facelib.models.network import EmbeddingNet, ModelSpec
+from facelib.models.transforms import describe_framing
 from facelib.runtime import resolve_device
-from facelib.training.checkpoint import load_checkpoint, model_fingerprint
-from facelib.training.model import EmbeddingNet, ModelSpec, describe_framing
 
 
 @dataclass

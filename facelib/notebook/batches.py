@@ -34,7 +34,7 @@ def embed_batch(cfg: TrainConfig, folder: FaceFolder, indices: Sequence[int], mo
     import torch
 
     from facelib.evaluation.extract import embed_images
-    from facelib.training.model import build_model
+    from facelib.models.network import build_model
 
     if model is None:
         check_pretrained(cfg, print)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from facelib.config import EvalConfig, Profile, TrainConfig, get_profile, profile_name
 from facelib.data.folders import DISTORTION_KINDS
 from facelib.errors import DataError
-from facelib.training.model import pretrained_available
+from facelib.models.network import pretrained_available
 
 __all__ = ["repo_root", "setup", "NotebookSetup", "pretrained_available", "check_pretrained", "device_summary"]
 

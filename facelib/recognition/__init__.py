@@ -1,1 +1,1 @@
-"""Stage 4, recognition: using a trained model: enrol a gallery and identify photos, ONNX export."""
+"""Stage 5, recognition: using a trained model: enrol a gallery and identify photos, ONNX export."""

@@ -150,10 +150,12 @@ class CheckpointTeacher:
     def __init__(self, path: str | os.PathLike):
         import torch
 
-        from facelib.training.checkpoint import load_checkpoint, model_fingerprint
-        from facelib.training.model import build_transform
+        from facelib.models.checkpoint import load_checkpoint, model_fingerprint
+        from facelib.models.network import for_inference
+        from facelib.models.transforms import build_transform
 
-        self.model, self.spec, ckpt = load_checkpoint(path)
+        model, self.spec, ckpt = load_checkpoint(path)  # eval mode
+        self.model = for_inference(model, self.spec)  # the flip test where the checkpoint evaluates with it
         self.transform = build_transform(self.spec, train=False)
         self.dim = self.spec.embedding_dim
         self.key = f"checkpoint-{model_fingerprint(ckpt['model'], self.spec)}"
@@ -171,7 +173,7 @@ class OnnxTeacher:
     """An ONNX embedder as the teacher, with the contract of ``facelib export``: input [N, 3, S, S] RGB in
     [0, 1], output [N, D]; S from the input's shape, the face crop, restoration filter and interpolation from the
     model's metadata (:func:`facelib.recognition.export.preprocessing_contract`; the whole frame, no filter and
-    bilinear where absent), applied by :func:`facelib.training.model.graph_input_transform` as ``facelib embed``
+    bilinear where absent), applied by :func:`facelib.models.transforms.graph_input_transform` as ``facelib embed``
     applies them; ``found`` is always True. Its key is the SHA-256 of the file."""
 
     def __init__(self, path: str | os.PathLike):
@@ -184,7 +186,8 @@ class OnnxTeacher:
         meta = self.session.get_modelmeta().custom_metadata_map
         inp = self.session.get_inputs()[0]
         size = inp.shape[-1] if isinstance(inp.shape[-1], int) else int(meta.get("image_size", 112))
-        from facelib.training.model import ModelSpec, graph_input_transform
+        from facelib.models.network import ModelSpec
+        from facelib.models.transforms import graph_input_transform
 
         self.size, self.face_crop = int(size), float(meta.get("face_crop", 1.0))
         self.transform = graph_input_transform(ModelSpec(

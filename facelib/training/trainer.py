@@ -26,11 +26,12 @@ from facelib.config import TrainConfig
 from facelib.data.folders import ImageDataset
 from facelib.errors import CheckpointError
 from facelib.io import write_json
+from facelib.models.checkpoint import read_checkpoint, save_checkpoint
+from facelib.models.network import ModelSpec, build_model, describe_weights
+from facelib.models.transforms import build_transform, describe_framing
 from facelib.runtime import autocast_dtype, describe_device, memory_format, precision_label, resolve_device
 from facelib.training import distributed
-from facelib.training.checkpoint import read_checkpoint, save_checkpoint
 from facelib.training.losses import build_loss, embedding_spread
-from facelib.training.model import ModelSpec, build_model, build_transform, describe_framing, describe_weights
 from facelib.training.setup import (
     Batch,
     Indexed,

@@ -13,6 +13,8 @@ import torch
 
 from facelib.cli import main
 from facelib.errors import DataError
+from facelib.models.checkpoint import model_fingerprint
+from facelib.models.network import ModelSpec
 from facelib.recognition.gallery import (
     ENROLL_MODES,
     Gallery,
@@ -22,8 +24,6 @@ from facelib.recognition.gallery import (
     image_paths,
     threshold_from_metrics,
 )
-from facelib.training.checkpoint import model_fingerprint
-from facelib.training.model import ModelSpec
 from tests.conftest import write_image
 
 E = np.eye(3, dtype=np.float32)
@@ -147,7 +147,7 @@ def enrolled(synth_root, tiny_checkpoint, tmp_path_factory) -> Path:
 
 
 def test_enroll_writes_one_row_per_identity(enrolled, synth_root, tiny_checkpoint):
-    from facelib.training.checkpoint import load_checkpoint
+    from facelib.models.checkpoint import load_checkpoint
 
     g = Gallery.load(enrolled)
     idents = sorted(p.name for p in (synth_root / "val").iterdir() if p.is_dir())
@@ -178,7 +178,7 @@ def test_identify_json_lines(enrolled, synth_root, tiny_checkpoint, capsys):
 
 
 def test_enroll_mode_all_and_metrics_threshold(synth_root, tiny_checkpoint, tmp_path, capsys):
-    from facelib.training.checkpoint import load_checkpoint
+    from facelib.models.checkpoint import load_checkpoint
 
     model, spec, _ = load_checkpoint(tiny_checkpoint)
     metrics = tmp_path / "metrics.json"

@@ -98,7 +98,7 @@ def cfg(root: Path, out: Path, **kw) -> TrainConfig:
 @pytest.mark.parametrize("form", DISTILL_FORMS)
 def test_distillation_alone_pulls_the_student_to_the_teacher(synth_root, tmp_path, tiny_teacher, form):
     from facelib.data.folders import load_image
-    from facelib.training.model import build_transform
+    from facelib.models.transforms import build_transform
 
     torch.manual_seed(0)
     t = Trainer(cfg(synth_root / "train", tmp_path / "m.pth", loss="none", teacher=tiny_teacher, distill=form,

@@ -84,9 +84,9 @@ ENTRY = textwrap.dedent('''
         import facelib.training.distributed
         facelib.training.distributed.convert_global_batchnorm = lambda module: module
     if os.environ.get("NO_AUGMENTATION"):
-        import facelib.training.model, facelib.training.trainer
+        import facelib.models.transforms, facelib.training.trainer
         facelib.training.trainer.build_transform = (
-            lambda spec, train=False, **kw: facelib.training.model.build_transform(spec, train=False))
+            lambda spec, train=False, **kw: facelib.models.transforms.build_transform(spec, train=False))
     from facelib.cli import main
     sys.exit(main(sys.argv[1:]))
 ''')
@@ -279,9 +279,9 @@ def test_two_processes_match_one_and_resume(synth_root: Path, tmp_path: Path, mo
     assert sorted(p.name for p in out.parent.iterdir()) == ["history.json", "m.last.pth", "m.pth"]
 
     # the same on one process: 1 epoch, then resumed to 2
-    from facelib.training import model as model_mod
+    from facelib.models import transforms
 
-    monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False, **kw: model_mod.build_transform(spec))
+    monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False, **kw: transforms.build_transform(spec))
     one = tmp_path / "one" / "m.pth"
     kw = dict(backbone="resnet18", neck="bn", miner="batch_hard", steps_per_epoch=2)
     train(_cfg(synth_root / "train", one, epochs=1, **kw), log=lambda s: None)
@@ -305,9 +305,9 @@ def _two_and_one(synth_root: Path, tmp_path: Path, monkeypatch, settings: dict, 
     args = ["train", "--data", str(synth_root / "train"), *flags, "--epochs", "1", "--out", str(out), *TINY, *EXACT]
     _ok(_torchrun(args, tmp_path, entry, {"NO_AUGMENTATION": "1", "WATCH_DIR": str(runs), "RECORD_DIR": str(record),
                                            "BREAK": broken}))
-    from facelib.training import model as model_mod
+    from facelib.models import transforms
 
-    monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False, **kw: model_mod.build_transform(spec))
+    monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False, **kw: transforms.build_transform(spec))
     one = tmp_path / "one" / "m.pth"
     train(_cfg(synth_root / "train", one, epochs=1, **settings), log=lambda s: None)
     return out, one
@@ -343,8 +343,8 @@ def test_arcface_class_weights_stay_in_sync(synth_root: Path, tmp_path: Path, mo
 
 def _initial_class_weights(shape: torch.Size) -> torch.Tensor:
     """The ArcFace class weights before training (the Trainer seeds, builds the model, then the head)."""
+    from facelib.models.network import build_model
     from facelib.training.losses import MarginSoftmaxLoss
-    from facelib.training.model import build_model
     from facelib.training.trainer import seed_everything
 
     seed_everything(0)

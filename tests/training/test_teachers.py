@@ -133,15 +133,17 @@ def test_missing_dlib_extra_gives_the_install_line_when_a_photo_needs_it(monkeyp
 def test_checkpoint_teacher_in_worker_processes_matches_the_model(tiny_checkpoint, photos, tmp_path):
     import torch
 
-    from facelib.training.checkpoint import load_checkpoint
-    from facelib.training.model import build_transform
+    from facelib.models.checkpoint import load_checkpoint
+    from facelib.models.network import FlipTest
+    from facelib.models.transforms import build_transform
 
     par = T.teacher_embeddings(photos, str(tiny_checkpoint), cache_root=tmp_path / "c", workers=2, chunk=4,
                                progress=False)
     model, spec, _ = load_checkpoint(tiny_checkpoint)
+    assert spec.flip_test  # the teacher embeds as the checkpoint evaluates: the photo and its mirror image
     tf = build_transform(spec)
     with torch.no_grad():
-        want = model(torch.stack([tf(Image.open(p).convert("RGB")) for p in photos])).numpy()
+        want = FlipTest(model)(torch.stack([tf(Image.open(p).convert("RGB")) for p in photos])).numpy()
     assert par.computed == len(photos) and par.found.all() and par.teacher.startswith("checkpoint-")
     np.testing.assert_allclose(par.emb, want, atol=1e-4)
 
@@ -149,8 +151,8 @@ def test_checkpoint_teacher_in_worker_processes_matches_the_model(tiny_checkpoin
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnxscript") is None,
                     reason="needs the [onnx] extra")
 def test_onnx_teacher_reads_the_contract_and_matches_the_checkpoint(tiny_checkpoint, photos, tmp_path):
+    from facelib.models.checkpoint import load_checkpoint
     from facelib.recognition.export import export_onnx
-    from facelib.training.checkpoint import load_checkpoint
 
     model, spec, _ = load_checkpoint(tiny_checkpoint)
     onnx_path = export_onnx(model, spec, tmp_path / "m.onnx")

@@ -32,7 +32,7 @@ def test_loss_goes_down_on_synthetic_faces(synth_root: Path, tmp_path: Path, nec
     t = Trainer(tiny(synth_root / "train", tmp_path / "m.pth", lr=3e-3, p=8, k=4, epochs=1, steps_per_epoch=60,
                      warmup=0.0, neck=neck), **QUIET)
     # a fixed evaluation batch: 8 identities x 4 images, no augmentation
-    from facelib.training.model import build_transform
+    from facelib.models.transforms import build_transform
 
     tf = build_transform(t.spec, train=False)
     idx = np.concatenate([np.flatnonzero(t.labels == c)[:4] for c in range(8)])
@@ -247,7 +247,7 @@ def test_step_stats_stay_on_the_device(synth_root: Path, tmp_path: Path):
 
 @pytest.mark.parametrize("neck", ["bn", "none"])
 def test_neck_is_saved_and_reloaded(synth_root: Path, tmp_path: Path, neck: str):
-    from facelib.training.checkpoint import load_checkpoint
+    from facelib.models.checkpoint import load_checkpoint
 
     r = train(tiny(synth_root / "train", tmp_path / "m.pth", neck=neck), **QUIET)
     model, spec, _ = load_checkpoint(r.checkpoint)
@@ -262,8 +262,9 @@ def test_neck_is_saved_and_reloaded(synth_root: Path, tmp_path: Path, neck: str)
 def test_bn_neck_spreads_a_random_network(synth_root: Path):
     """The reason for the neck: a random network maps faces into a narrow cone; BatchNorm re-centres it."""
     from facelib.data.folders import load_image
+    from facelib.models.network import build_model
+    from facelib.models.transforms import build_transform
     from facelib.training.losses import embedding_spread
-    from facelib.training.model import build_model, build_transform
 
     paths = sorted((synth_root / "train").glob("*/*.jpg"))[:32]
     spread = {}
@@ -278,7 +279,7 @@ def test_bn_neck_spreads_a_random_network(synth_root: Path):
 
 @pytest.mark.parametrize("loss", ["arcface", "cosface"])
 def test_margin_softmax_trains_and_drops_its_head(synth_root: Path, tmp_path: Path, loss: str):
-    from facelib.training.checkpoint import load_checkpoint
+    from facelib.models.checkpoint import load_checkpoint
 
     log: list[str] = []
     r = train(tiny(synth_root / "train", tmp_path / "m.pth", loss=loss, steps_per_epoch=6, lr=3e-3, epochs=2),

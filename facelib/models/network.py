@@ -1,5 +1,6 @@
-"""The embedder: a timm backbone + a linear projection, L2-normalised; where its weights come from, and its
-input transforms. Its checkpoints: :mod:`facelib.training.checkpoint`."""
+"""The embedder: a timm backbone + a linear projection, L2-normalised, and where its weights come from; the flip
+test as an evaluation-time wrapper (:class:`FlipTest`, chosen by :func:`for_inference`). Its input transform:
+:mod:`facelib.models.transforms`; its checkpoints: :mod:`facelib.models.checkpoint`."""
 
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ class ModelSpec:
     # Applied before the resize (facelib.data.framing). 1.0 / "none" for checkpoints written before they existed.
     face_crop: float = 1.0  # the central fraction of the shorter side kept (FaceCrop)
     restore: str = "none"  # restoration front-end (Restore): none | median
-    # Evaluation embeds the photo and its mirror image and averages them (EmbeddingNet). False for checkpoints
-    # written before it existed, so their figures stay as they were measured.
+    # Evaluation embeds the photo and its mirror image and averages them (FlipTest, through for_inference). False
+    # for checkpoints written before it existed, so their figures stay as they were measured.
     flip_test: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -51,19 +52,16 @@ class EmbeddingNet(nn.Module):
     training starts with embeddings spread over the sphere instead of collapsed to a point, and
     hardest-negative mining has real negatives to push away. At eval time it is a fixed affine map.
 
-    ``flip_test=True``: in eval mode the embedding is the normalised sum of the unit embeddings of the
-    image and of its mirror image (the "flip test" of face recognition evaluations, e.g. ArcFace's LFW
-    protocol): a face and its mirror are the same person, and averaging the two views removes the part of the
-    embedding that depends on which way the head turns. Twice the compute at evaluation; training (train
-    mode) sees one view, mirrored at random by the augmentation.
+    It embeds one view, in train and eval mode alike; the flip test is a wrapper at evaluation time
+    (:class:`FlipTest`, chosen from the spec by :func:`for_inference`).
 
     ``forward``: images [B, 3, H, W] -> embeddings [B, dim] with unit L2 norm; with
     ``normalize=False`` the neck's output before the norm (what a triplet loss on un-normalised
-    embeddings trains on; see ``TrainConfig.normalize_embeddings``; with the flip test, the mean of both views).
+    embeddings trains on; see ``TrainConfig.normalize_embeddings``).
     """
 
     def __init__(self, backbone: str = "resnet50", embedding_dim: int = 512, pretrained: bool = False,
-                 neck: str = "none", flip_test: bool = False):
+                 neck: str = "none"):
         super().__init__()
         if neck not in NECKS:
             raise ModelError(f"unknown neck {neck!r}; choose one of {', '.join(NECKS)}")
@@ -81,20 +79,38 @@ class EmbeddingNet(nn.Module):
         self.head = nn.Linear(self.backbone.num_features, embedding_dim)
         self.neck = nn.BatchNorm1d(embedding_dim) if neck == "bn" else nn.Identity()
         self.embedding_dim = embedding_dim
-        self.flip_test = flip_test
 
     def forward(self, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        if self.flip_test and not self.training:
-            z, mirror = self._embed(x), self._embed(x.flip(3))
-            if not normalize:
-                return (z + mirror) / 2
-            return F.normalize(F.normalize(z, dim=1) + F.normalize(mirror, dim=1), dim=1)
-        z = self._embed(x)
+        z = self.neck(self.head(self.backbone(x)).float())  # [B, dim] float32 (also under autocast)
         return F.normalize(z, dim=1) if normalize else z
 
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        """images [B, 3, H, W] -> the neck's output [B, dim] (float32), one view."""
-        return self.neck(self.head(self.backbone(x)).float())
+
+class FlipTest(nn.Module):
+    """The flip test of face recognition evaluations (e.g. ArcFace's LFW protocol), at evaluation time: the
+    normalised sum of the unit embeddings of the photo and of its mirror image.
+
+    A face and its mirror are the same person; averaging the two views removes the part of the embedding that
+    depends on which way the head turns. Twice the compute; training sees one view (the bare net), mirrored at
+    random by the augmentation. It holds no weights of its own: ``net`` is used as it is (its train/eval mode
+    included), and checkpoints are written from the net.
+
+    ``forward``: images [B, 3, H, W] -> ``normalize(net(x) + net(x.flip(3)))`` [B, D], unit rows (``net``
+    returns unit rows, as :class:`EmbeddingNet` does).
+    """
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net(x) + self.net(x.flip(3)), dim=1)
+
+
+def for_inference(model: nn.Module, spec: ModelSpec) -> nn.Module:
+    """What evaluation, recognition and export run: :class:`FlipTest` around ``model`` when ``spec.flip_test``,
+    else ``model`` itself. Images [B, 3, S, S] (normalised as ``spec`` says) -> unit embeddings [B, D]. The mode
+    is left as it is: call ``.eval()`` on ``model`` first."""
+    return FlipTest(model) if spec.flip_test else model
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -177,10 +193,11 @@ def build_model(
     Order: a local ``weights`` file if given; else timm hub weights if ``pretrained``
     (from the local cache, or downloaded when the hub is reachable); else random init.
     Raises :class:`ModelError` at once, with the way out, when hub weights cannot be had.
-    ``face_crop``, ``restore`` and ``flip_test`` are recorded in the spec (see :class:`ModelSpec`).
+    ``face_crop``, ``restore`` and ``flip_test`` are recorded in the spec (see :class:`ModelSpec`); evaluation
+    applies the flip test through :func:`for_inference`.
     """
     if weights is not None:
-        model = EmbeddingNet(backbone, embedding_dim, pretrained=False, neck=neck, flip_test=flip_test)
+        model = EmbeddingNet(backbone, embedding_dim, pretrained=False, neck=neck)
         _load_backbone_file(model, Path(weights))
         source = f"file:{weights}"
     elif pretrained:
@@ -191,7 +208,7 @@ def build_model(
                 "start from random weights.", fields=("weights", "pretrained"),
             )
         try:
-            model = EmbeddingNet(backbone, embedding_dim, pretrained=True, neck=neck, flip_test=flip_test)
+            model = EmbeddingNet(backbone, embedding_dim, pretrained=True, neck=neck)
         except ModelError:
             raise
         except Exception as e:  # noqa: BLE001 - hub/network errors come in many types
@@ -202,7 +219,7 @@ def build_model(
             ) from None
         source = "timm-hub"
     else:
-        model = EmbeddingNet(backbone, embedding_dim, pretrained=False, neck=neck, flip_test=flip_test)
+        model = EmbeddingNet(backbone, embedding_dim, pretrained=False, neck=neck)
         source = "random"
     spec = ModelSpec(backbone=backbone, embedding_dim=embedding_dim, image_size=image_size, weights_source=source,
                      neck=neck, face_crop=face_crop, restore=restore, flip_test=flip_test)
@@ -233,80 +250,3 @@ def _fill_data_config(model: EmbeddingNet, spec: ModelSpec) -> None:
     spec.std = tuple(float(v) for v in cfg.get("std", IMAGENET_STD))
     spec.interpolation = str(cfg.get("interpolation", "bilinear"))
 
-
-def build_transform(spec: ModelSpec, train: bool = False, augment: str = "mild"):
-    """torchvision v2 pipeline: PIL RGB image -> normalised float tensor [3, S, S].
-
-    First the spec's framing (:mod:`facelib.data.framing`): the restoration front-end (``spec.restore``), then
-    the central ``spec.face_crop`` of the side. Evaluation (``train=False``) then is a plain resize.
-    Training adds augmentation by ``augment``
-    (one of :data:`facelib.config.AUGMENTS`):
-
-    * ``"none"``: the evaluation resize;
-    * ``"mild"`` (default): random resized crop close to the full face (scale 0.8-1), horizontal
-      flip, small colour jitter;
-    * ``"strong"``: wider crops (scale 0.5-1), flip, stronger colour jitter, 10% grayscale,
-      random erasing of a patch (Zhong et al. 2020; the re-ID "Bag of Tricks").
-    """
-    from torchvision.transforms import InterpolationMode, v2
-
-    from facelib.config import AUGMENTS
-
-    if augment not in AUGMENTS:
-        raise ValueError(f"augment must be one of {AUGMENTS}, got {augment!r}")
-    size = (spec.image_size, spec.image_size)
-    interp = {"bicubic": InterpolationMode.BICUBIC, "nearest": InterpolationMode.NEAREST}.get(
-        spec.interpolation, InterpolationMode.BILINEAR
-    )
-    tail = [
-        v2.ToImage(),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean=list(spec.mean), std=list(spec.std)),
-    ]
-    if not train or augment == "none":
-        head = [v2.Resize(size, interpolation=interp, antialias=True)]
-    elif augment == "mild":
-        head = [
-            v2.RandomResizedCrop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1), interpolation=interp, antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.1),
-        ]
-    else:  # strong
-        head = [
-            v2.RandomResizedCrop(size, scale=(0.5, 1.0), ratio=(0.8, 1.25), interpolation=interp, antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.3, hue=0.05),
-            v2.RandomGrayscale(p=0.1),
-        ]
-        tail = tail + [v2.RandomErasing(p=0.5, scale=(0.02, 0.2), value=0)]
-    return v2.Compose(framing_steps(spec) + head + tail)
-
-
-def graph_input_transform(spec: ModelSpec):
-    """The evaluation transform without its normalisation: PIL RGB image -> float32 [3, S, S] in [0, 1], framed
-    and resized as :func:`build_transform` does. What an exported graph takes (its normalisation is inside)."""
-    from torchvision.transforms import v2
-
-    steps = build_transform(spec, train=False).transforms
-    assert isinstance(steps[-1], v2.Normalize)
-    return v2.Compose(steps[:-1])
-
-
-def framing_steps(spec: ModelSpec) -> list:
-    """The PIL steps before the resize: [Restore] [FaceCrop], each only where it changes the image."""
-    from facelib.data.framing import FaceCrop, Restore
-
-    steps: list = []
-    if spec.restore != "none":
-        steps.append(Restore(spec.restore))
-    if spec.face_crop < 1.0:
-        steps.append(FaceCrop(spec.face_crop))
-    return steps
-
-
-def describe_framing(spec: ModelSpec) -> str:
-    """One line: how the model frames a photo before the resize."""
-    crop = (f"central {spec.face_crop:.0%} of the side" if spec.face_crop < 1.0 else "the whole frame")
-    restore = "" if spec.restore == "none" else f", after a {spec.restore} filter"
-    flip = "; embedding: the photo and its mirror image, averaged" if spec.flip_test else ""
-    return f"input: {crop}{restore}, resized to {spec.image_size} px{flip}"

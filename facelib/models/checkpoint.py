@@ -19,7 +19,7 @@ from torch import nn
 
 from facelib.errors import CheckpointError, ModelError
 from facelib.io import atomic_path
-from facelib.training.model import EmbeddingNet, ModelSpec
+from facelib.models.network import EmbeddingNet, ModelSpec
 
 CHECKPOINT_FORMAT = "facelib-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -104,8 +104,7 @@ def load_checkpoint(
             spec_dict[key] = tuple(spec_dict[key])
     spec = ModelSpec(**spec_dict)
     try:
-        model = EmbeddingNet(spec.backbone, spec.embedding_dim, pretrained=False, neck=spec.neck,
-                             flip_test=spec.flip_test)
+        model = EmbeddingNet(spec.backbone, spec.embedding_dim, pretrained=False, neck=spec.neck)
     except ModelError as e:
         raise CheckpointError(f"{path}: {e}") from None
     state = ckpt.get("model")
