@@ -118,8 +118,10 @@ def test_validation_keeps_best_and_stops_early(synth_root: Path, tmp_path: Path)
     best = torch.load(r.checkpoint, weights_only=True)
     assert best["epoch"] == r.best_epoch
     assert r.history[r.best_epoch - 1]["val_top1"] == max(h["val_top1"] for h in r.history)
-    if r.stopped_early:  # patience 1: stopped right after the first epoch that did not improve
+    if r.stopped_early:  # patience 1: it stopped right after the first epoch that did not improve
         assert r.best_epoch == len(r.history) - 1
+    else:  # every epoch improved: all three ran and the last is kept
+        assert len(r.history) == 3 and r.best_epoch == 3
 
 
 class Scripted:
