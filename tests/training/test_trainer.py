@@ -150,6 +150,20 @@ def test_a_callback_plugs_in_and_its_score_chooses_the_checkpoint(synth_root: Pa
     assert torch.load(r.last_checkpoint, weights_only=True)["epoch"] == 4
 
 
+@pytest.mark.parametrize("gallery", ["mean", "all"])
+def test_validation_callback_scores_with_the_gallery_it_names(synth_root: Path, tmp_path: Path, gallery: str):
+    from facelib.evaluation.extract import embed_folder
+    from facelib.evaluation.protocols import cross_photo_protocol
+    from facelib.evaluation.validation import Validation
+
+    v = Validation(str(synth_root / "val"), workers=0, gallery=gallery)
+    t = Trainer(tiny(synth_root / "train", tmp_path / "m.pth"), log=lambda s: None, callbacks=[v])
+    r = t.fit()
+    assert r.history[0]["val_gallery"] == gallery and r.history[0]["val_protocol"] == "cross-photo"
+    expected = cross_photo_protocol(embed_folder(t.model, t.spec, v.folder, workers=0, device=t.device), gallery)
+    assert r.history[0]["val_top1"] == pytest.approx(float(expected.top1))
+
+
 def test_val_data_without_a_callback_is_said_not_scored(synth_root: Path, tmp_path: Path):
     lines: list[str] = []
     r = Trainer(tiny(synth_root / "train", tmp_path / "m.pth", val_data=str(synth_root / "val")),
