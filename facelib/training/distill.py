@@ -9,6 +9,10 @@ Two forms, both leaving the student its own embedding size (:data:`facelib.confi
 * ``similarity``: dimension-free: the batch's cosine-similarity matrix of the student matched to the
   teacher's, mean squared error over the off-diagonal pairs (similarity-preserving / relational KD, Tung &
   Mori 2019, Park et al. 2019).
+* ``neighbours``: dimension-free: each photo's distribution over the batch's other photos, a softmax of
+  cosine / :data:`NEIGHBOUR_TEMPERATURE`, matched to the teacher's (KL divergence, teacher to student; SEED, Fang
+  et al. 2021; CompRess, Abbasi Koohpayegani et al. 2020). Where ``similarity`` weighs every pair alike, this
+  weighs the pairs that decide who is nearest: the same person, the look-alikes.
 
 Rows without a teacher target (an unreadable clean photo, a distorted copy whose clean photo is missing) are
 left out through ``mask``.
@@ -22,11 +26,16 @@ from torch import Tensor, nn
 
 from facelib.config import DISTILL_FORMS
 
+# softmax temperature of the ``neighbours`` form: dlib's centred cosines are 0.71 +- 0.16 for two photos of one
+# person and -0.01 +- 0.18 for two people (FACECOM train), so at 0.1 a photo's own person holds most of its
+# teacher distribution and the hardest look-alikes (cosine 0.4-0.6) the rest; SupCon's and SEED's scale
+NEIGHBOUR_TEMPERATURE = 0.1
+
 
 class DistillLoss(nn.Module):
     """``forward(student [B, D], teacher [B, T], mask [B] bool) -> (loss 0-d, stats)``; ``stats["teacher_cos"]``
     is the mean cosine between the (projected) student and the teacher (``projection``), or between the two
-    similarity matrices' rows (``similarity``), over the rows kept."""
+    similarity matrices' rows (``similarity``, ``neighbours``), over the rows kept."""
 
     def __init__(self, form: str, student_dim: int, teacher_dim: int):
         super().__init__()
@@ -38,7 +47,7 @@ class DistillLoss(nn.Module):
     def forward(self, student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> tuple[Tensor, dict]:
         if mask is not None:
             student, teacher = student[mask], teacher[mask]
-        if student.shape[0] < (2 if self.form == "similarity" else 1):
+        if student.shape[0] < (1 if self.form == "projection" else 2):
             zero = student.sum() * 0.0
             return zero, {"teacher_cos": zero.detach()}
         student, teacher = student.float(), F.normalize(teacher.float(), dim=1)
@@ -48,6 +57,13 @@ class DistillLoss(nn.Module):
         s = F.normalize(student, dim=1)
         sim_s, sim_t = s @ s.T, teacher @ teacher.T
         off = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
-        loss = (sim_s - sim_t).pow(2)[off].mean()
+        if self.form == "neighbours":  # rows: softmax over the other photos; KL(teacher || student), mean per row
+            # a photo is not its own neighbour: the diagonal gets a logit far below any cosine / 0.1 (finite, so
+            # 0 * (log p_t - log p_s) stays 0 there)
+            log_s = F.log_softmax((sim_s / NEIGHBOUR_TEMPERATURE).masked_fill(~off, -1e4), dim=1)
+            log_t = F.log_softmax((sim_t / NEIGHBOUR_TEMPERATURE).masked_fill(~off, -1e4), dim=1)
+            loss = (log_t.exp() * (log_t - log_s)).masked_fill(~off, 0).sum(1).mean()
+        else:
+            loss = (sim_s - sim_t).pow(2)[off].mean()
         agree = F.cosine_similarity(sim_s.masked_fill(~off, 0), sim_t.masked_fill(~off, 0), dim=1).mean()
         return loss, {"teacher_cos": agree.detach()}
