@@ -33,7 +33,8 @@ LOSSES: list[str] = ["triplet", "arcface", "cosface", "none"]
 TRIPLET_MARGIN = 0.2
 CLASS_MARGINS = {"arcface": 0.5, "cosface": 0.35}
 CLASS_SCALE = 30.0
-DISTILL_FORMS = ("projection", "similarity", "neighbours")  # facelib.training.distill.DistillLoss
+# facelib.training.distill.DistillLoss; a form joined by "+" sums its parts
+DISTILL_FORMS = ("projection", "similarity", "neighbours", "projection+similarity")
 # Peak AdamW learning rates. Fine-tuning ImageNet weights: a small rate keeps what they know (timm and
 # Bag-of-Tricks use 1e-4 to 3.5e-4). From random initialisation nothing is to be kept, and on a CPU budget
 # 10x faster learning wins (measured: lab notes 0.7, 9.12 in docs/lab-notes.md).
@@ -279,8 +280,9 @@ class TrainConfig:
                                     "%(default)s)", metavar="W", check=lambda v: v >= 0,
                                     rule="distill weight must be >= 0")
     distill: str = setting("projection", "distillation form: projection (a linear map to the teacher's size, "
-                           "cosine; training only), similarity (the batch's similarity matrix, dimension-free) or "
-                           "neighbours (each photo's softmax over the batch, dimension-free) (default: %(default)s)",
+                           "cosine; training only), similarity (the batch's similarity matrix, dimension-free), "
+                           "neighbours (each photo's softmax over the batch, dimension-free), or "
+                           "projection+similarity (the sum) (default: %(default)s)",
                            choices=DISTILL_FORMS)
     teacher_cache: str | None = setting(None, "folder of the teacher-embedding cache (default: $FACELIB_CACHE or "
                                         "~/.cache/facelib)", metavar="FOLDER")

@@ -1,7 +1,7 @@
 """The distillation term: the student's embedding of a photo, or of any of its copies (real or made
 distortions), pulled towards the teacher's embedding of the clean photo (:mod:`facelib.training.teachers`).
 
-Two forms, both leaving the student its own embedding size (:data:`facelib.config.DISTILL_FORMS`):
+Three forms and one sum, all leaving the student its own embedding size (:data:`facelib.config.DISTILL_FORMS`):
 
 * ``projection``: a linear map student [D] -> teacher [T], trained with the student and dropped from the
   checkpoint (as ArcFace's class weights are); loss ``1 - cos(W s, t)`` per row (FitNets-style hint, Romero
@@ -13,6 +13,10 @@ Two forms, both leaving the student its own embedding size (:data:`facelib.confi
   cosine / :data:`NEIGHBOUR_TEMPERATURE`, matched to the teacher's (KL divergence, teacher to student; SEED, Fang
   et al. 2021; CompRess, Abbasi Koohpayegani et al. 2020). Where ``similarity`` weighs every pair alike, this
   weighs the pairs that decide who is nearest: the same person, the look-alikes.
+
+``projection+similarity`` sums the first two: the teacher's 128 numbers per photo through the map, and the
+student's own geometry held to the teacher's (alone, the map can hold the teacher while the rest of the
+embedding is left untrained, lab notes 10.2).
 
 Rows without a teacher target (an unreadable clean photo, a distorted copy whose clean photo is missing) are
 left out through ``mask``.
@@ -34,36 +38,41 @@ NEIGHBOUR_TEMPERATURE = 0.1
 
 class DistillLoss(nn.Module):
     """``forward(student [B, D], teacher [B, T], mask [B] bool) -> (loss 0-d, stats)``; ``stats["teacher_cos"]``
-    is the mean cosine between the (projected) student and the teacher (``projection``), or between the two
-    similarity matrices' rows (``similarity``, ``neighbours``), over the rows kept."""
+    is the mean cosine between the projected student and the teacher (forms with ``projection``), else between
+    the two similarity matrices' rows (``similarity``, ``neighbours``), over the rows kept. A form joined by
+    ``+`` sums its parts."""
 
     def __init__(self, form: str, student_dim: int, teacher_dim: int):
         super().__init__()
         if form not in DISTILL_FORMS:
             raise ValueError(f"distill form must be one of {DISTILL_FORMS}, got {form!r}")
-        self.form = form
-        self.proj = nn.Linear(student_dim, teacher_dim, bias=False) if form == "projection" else None
+        self.form, self.parts = form, tuple(form.split("+"))
+        self.proj = nn.Linear(student_dim, teacher_dim, bias=False) if "projection" in self.parts else None
 
     def forward(self, student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> tuple[Tensor, dict]:
         if mask is not None:
             student, teacher = student[mask], teacher[mask]
-        if student.shape[0] < (1 if self.form == "projection" else 2):
+        if student.shape[0] < (1 if self.parts == ("projection",) else 2):
             zero = student.sum() * 0.0
             return zero, {"teacher_cos": zero.detach()}
         student, teacher = student.float(), F.normalize(teacher.float(), dim=1)
+        loss, stats = student.new_zeros(()), {}
         if self.proj is not None:
             cos = F.cosine_similarity(self.proj(student), teacher, dim=1)
-            return (1.0 - cos).mean(), {"teacher_cos": cos.mean().detach()}
+            loss, stats["teacher_cos"] = loss + (1.0 - cos).mean(), cos.mean().detach()
+        if self.parts == ("projection",):
+            return loss, stats
         s = F.normalize(student, dim=1)
         sim_s, sim_t = s @ s.T, teacher @ teacher.T
         off = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
-        if self.form == "neighbours":  # rows: softmax over the other photos; KL(teacher || student), mean per row
+        if "neighbours" in self.parts:  # rows: softmax over the other photos; KL(teacher || student), mean per row
             # a photo is not its own neighbour: the diagonal gets a logit far below any cosine / 0.1 (finite, so
             # 0 * (log p_t - log p_s) stays 0 there)
             log_s = F.log_softmax((sim_s / NEIGHBOUR_TEMPERATURE).masked_fill(~off, -1e4), dim=1)
             log_t = F.log_softmax((sim_t / NEIGHBOUR_TEMPERATURE).masked_fill(~off, -1e4), dim=1)
-            loss = (log_t.exp() * (log_t - log_s)).masked_fill(~off, 0).sum(1).mean()
-        else:
-            loss = (sim_s - sim_t).pow(2)[off].mean()
+            loss = loss + (log_t.exp() * (log_t - log_s)).masked_fill(~off, 0).sum(1).mean()
+        if "similarity" in self.parts:
+            loss = loss + (sim_s - sim_t).pow(2)[off].mean()
         agree = F.cosine_similarity(sim_s.masked_fill(~off, 0), sim_t.masked_fill(~off, 0), dim=1).mean()
-        return loss, {"teacher_cos": agree.detach()}
+        stats.setdefault("teacher_cos", agree.detach())
+        return loss, stats

@@ -62,6 +62,17 @@ def test_neighbours_form_known_answer_and_rotation_invariance():
     assert same.item() == pytest.approx(0.0, abs=1e-5) and stats["teacher_cos"].item() == pytest.approx(1.0)
 
 
+def test_a_joined_form_is_the_sum_of_its_parts():
+    s, t = unit(6, 5, seed=4), unit(6, 3, seed=6)
+    both, proj = DistillLoss("projection+similarity", 5, 3), DistillLoss("projection", 5, 3)
+    proj.load_state_dict(both.state_dict())
+    value, stats = both(s, t)
+    p_value, p_stats = proj(s, t)
+    sim_value, _ = DistillLoss("similarity", 5, 3)(s, t)
+    assert value.item() == pytest.approx(p_value.item() + sim_value.item(), rel=1e-6)
+    assert stats["teacher_cos"].item() == pytest.approx(p_stats["teacher_cos"].item())
+
+
 @pytest.mark.parametrize("form", DISTILL_FORMS)
 def test_masked_rows_do_not_count_and_descent_lowers_the_loss(form):
     s, t = unit(8, 5, seed=2).requires_grad_(), unit(8, 3, seed=3)
