@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -152,12 +153,10 @@ def test_distillation_alone_pulls_the_student_to_the_teacher(synth_root, tmp_pat
 
     # the untrained network as it is trained (batch statistics; a fresh BatchNorm's running statistics would
     # score another network), on a copy so that its running statistics stay as they were; then as it is used
-    import copy
-
     before = fixed(copy.deepcopy(t.model), train=True)
     t.fit()
     after = fixed(t.model, train=False)
-    assert after < 0.75 * before, (before, after)
+    assert after < 0.7 * before, (before, after)
     assert t.history[0]["distill"] > 0 and 0 < t.history[0]["teacher_cos"] <= 1
 
 
