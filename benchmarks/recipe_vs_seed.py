@@ -59,8 +59,8 @@ def recipe_label(cfg) -> str:
     if cfg.sampler == "triplets":
         return f"random triplets x{cfg.batch_size}/step, 3 passes each, margin {cfg.margin:g}"
     what = f"{cfg.miner}, margin {cfg.margin:g}" + (", soft" if cfg.soft_margin else "")
-    if cfg.loss != "triplet":
-        what = f"{cfg.loss}"
+    if cfg.metric_loss != "triplet":
+        what = f"{cfg.metric_loss}"
     return f"P x K {cfg.p}x{cfg.k}, {what}, neck {cfg.neck}, lr {cfg.base_lr:g}"
 
 

@@ -312,8 +312,8 @@ def test_init_fine_tunes_a_checkpoint(synth_root, tiny_checkpoint, tmp_path, cap
 
 def test_teacher_flags_run(synth_root, tiny_checkpoint, tmp_path, capsys):
     """--teacher FILE (a facelib checkpoint), --teacher-cache, --distill-weight, --distill similarity, --loss none
-    (the projection form with the triplet loss: tests/training/test_distill.py); the second run takes every
-    teacher row from the cache."""
+    (the projection form with the triplet loss: tests/training/test_distill.py); the second run, without --loss
+    (none is the default with a teacher), takes every teacher row from the cache."""
     out, cache = tmp_path / "m.pth", tmp_path / "cache"
     args = ["train", "--data", str(synth_root / "train"), "--out", str(out), *TINY_TRAIN,
             "--teacher", str(tiny_checkpoint), "--teacher-cache", str(cache), "--loss", "none",
@@ -323,8 +323,10 @@ def test_teacher_flags_run(synth_root, tiny_checkpoint, tmp_path, capsys):
     for phrase in ("loss none; + 2 x distillation from teacher", "(similarity)", "distill ", " 0 from the cache"):
         assert phrase in text, phrase
     assert (cache / "teachers").is_dir() and out.is_file()
-    assert main(args) == 0
-    assert " 0 computed" in capsys.readouterr().out
+    # again without --loss: a teacher makes none the default loss (TrainConfig.metric_loss)
+    assert main([a for a in args if a not in ("--loss", "none")]) == 0
+    text = capsys.readouterr().out
+    assert " 0 computed" in text and "loss none (the default with a teacher; --loss triplet adds" in text
 
 
 def test_teacher_errors_are_one_line(synth_root, tmp_path, capsys):

@@ -51,6 +51,18 @@ def test_bad_settings_raise_clear_error(bad):
         TrainConfig(**bad)
 
 
+def test_loss_follows_the_teacher():
+    """An unset loss is triplet without a teacher and none (the teacher alone) with one; a set one is kept."""
+    assert TrainConfig().loss is None and TrainConfig().metric_loss == "triplet"
+    assert TrainConfig(teacher="dlib").metric_loss == "none"
+    assert TrainConfig(teacher="dlib", loss="triplet").metric_loss == "triplet"
+    assert TrainConfig.from_overrides(["teacher=dlib", "loss=arcface"]).metric_loss == "arcface"
+    assert TrainConfig.original().loss == "triplet"
+    for bad in (dict(loss="none"), dict(loss="hinge"), dict(teacher="dlib", loss="cosface", sampler="triplets")):
+        with pytest.raises(ConfigError):
+            TrainConfig(**bad)
+
+
 def test_round_trip_dict():
     c = TrainConfig(lr=0.01, p=4)
     assert TrainConfig.from_dict({**c.to_dict(), "unknown": 1}) == c

@@ -48,6 +48,11 @@ def _in_kernel() -> bool:
     return ip is not None and getattr(ip, "kernel", None) is not None
 
 
+# TrainConfig fields whose None is resolved by a property (the learning rate for the start, the loss for the
+# teacher): the widget shows what the run will use
+_RESOLVED = {"lr": "base_lr", "loss": "metric_loss"}
+
+
 class Rejected(ValueError):
     """A widget value that cannot be used; the widget returns to the config's value."""
 
@@ -85,8 +90,8 @@ class _Panel(W.VBox):
         try:
             for name, w in self.controls.items():
                 value = getattr(self.config, name)
-                if name == "lr" and value is None:  # the default for the start (TrainConfig.base_lr)
-                    value = self.config.base_lr
+                if value is None and name in _RESOLVED:  # an unset coupled default: what it resolves to
+                    value = getattr(self.config, _RESOLVED[name])
                 if isinstance(w, (W.Dropdown, W.Combobox)) and value not in w.options:
                     w.options = tuple(w.options) + (value,)
                 w.value = value
@@ -236,9 +241,9 @@ class TrainPanel(_Panel):
                                        description="epochs", **c),
             "margin": W.FloatSlider(value=config.margin, **r["margin"], readout_format=".2f",
                                     description="margin", continuous_update=False, **c),
-            # "none" trains on a teacher alone, and the panel has no teacher control
-            "loss": W.Dropdown(options=tuple(x for x in choices(TrainConfig, "loss") if x != "none"),
-                               value=config.loss, description="loss", **c),
+            # "none" trains on a teacher alone: offered only where the config brings a teacher (no control sets one)
+            "loss": W.Dropdown(options=tuple(x for x in choices(TrainConfig, "loss") if x != "none" or config.teacher),
+                               value=config.metric_loss, description="loss", **c),
             "miner": W.Dropdown(options=choices(TrainConfig, "miner"), value=config.miner, description="miner", **c),
             "p": W.BoundedIntText(value=config.p, min=r["p"]["min"], max=r["p"]["max"],
                                   description="P (identities/batch)", **c),
@@ -284,8 +289,10 @@ class TrainPanel(_Panel):
 
     def _combos(self, name: str, value: Any, notes: list[str]) -> dict[str, Any]:
         cfg = self.config
-        loss = value if name == "loss" else cfg.loss
-        if name == "loss" and value != "triplet":
+        loss = value if name == "loss" else cfg.metric_loss
+        if name == "loss" and value == "none":
+            notes.append("none: the distillation term alone (the teacher's targets); miner and margin are not used")
+        elif name == "loss" and value != "triplet":
             notes.append(f"{value}: a softmax over the training identities with its own margin and scale "
                          f"(class_margin, class_scale); miner and margin are not used")
         elif name in ("miner", "margin") and loss != "triplet":

@@ -95,8 +95,8 @@ def get_loss(name: str) -> type[MetricLoss]:
 
 
 def build_loss(cfg: TrainConfig, n_classes: int, log: Log) -> MetricLoss:
-    """``cfg.loss``'s registered class, built from ``cfg`` over ``n_classes`` training identities."""
-    return get_loss(cfg.loss).from_config(cfg, n_classes, log)
+    """``cfg.metric_loss``'s registered class, built from ``cfg`` over ``n_classes`` training identities."""
+    return get_loss(cfg.metric_loss).from_config(cfg, n_classes, log)
 
 
 class TripletLoss(nn.Module):
@@ -229,8 +229,8 @@ class MarginSoftmaxLoss(MetricLoss):
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, n_classes: int, log: Log) -> "MarginSoftmaxLoss":
-        loss = cls(n_classes, cfg.embedding_dim, kind=cfg.loss, margin=cfg.class_margin, scale=cfg.class_scale)
-        log(f"{cfg.loss} head: {n_classes} classes x {cfg.embedding_dim}, margin {loss.margin}, scale "
+        loss = cls(n_classes, cfg.embedding_dim, kind=cfg.metric_loss, margin=cfg.class_margin, scale=cfg.class_scale)
+        log(f"{cfg.metric_loss} head: {n_classes} classes x {cfg.embedding_dim}, margin {loss.margin}, scale "
             f"{loss.scale} (training only, not saved in the checkpoint)")
         return loss
 

@@ -44,7 +44,7 @@ def check_data_parallel(cfg: TrainConfig, world: int) -> None:
                           "(sampler='triplets') runs in one process", fields=("sampler",))
     if cfg.unlabelled:
         raise ConfigError("unlabelled photos train in one process for now", fields=("unlabelled",))
-    check_split(cfg.p, world, cfg.gather or not get_loss(cfg.loss).mines, cfg.negatives)
+    check_split(cfg.p, world, cfg.gather or not get_loss(cfg.metric_loss).mines, cfg.negatives)
 
 
 def training_folder(cfg: TrainConfig, log: Log) -> FaceFolder:
@@ -146,8 +146,8 @@ def teacher_targets(cfg: TrainConfig, folder: FaceFolder, log: Log) -> TeacherTa
     if lost:
         log(f"distillation: {lost} of {len(rows)} training images have no teacher target (their clean photo is "
             "missing or unreadable): they train on the metric loss alone")
-    if not get_loss(cfg.loss).trains and lost == len(rows):
-        raise DataError(f"no training image has a teacher target, and loss {cfg.loss} trains on nothing else")
+    if not get_loss(cfg.metric_loss).trains and lost == len(rows):
+        raise DataError(f"no training image has a teacher target, and loss {cfg.metric_loss} trains on nothing else")
     emb = np.asarray(done.emb, np.float32)
     centre = emb[ok].mean(0) if ok.any() else np.zeros(emb.shape[1], np.float32)
     return TeacherTargets(torch.from_numpy(rows), torch.from_numpy(centred(emb, centre)), centre)
@@ -228,7 +228,9 @@ def describe_pk(cfg: TrainConfig, sampler, loss: str, log: Log) -> None:
         log(f"P x K sampler: + {sampler.negatives} extra negatives per batch, one image each of an "
             f"identity that is not a batch identity ({pool} such identities"
             + (f"; negatives={cfg.negatives} clamped" if sampler.negatives < cfg.negatives else "") + ")")
-    what = loss or f"loss {cfg.loss}"
+    what = loss or f"loss {cfg.metric_loss}"
+    if cfg.loss is None and cfg.teacher:
+        what += " (the default with a teacher; --loss triplet adds the triplet loss)"
     if cfg.teacher:
         what += f"; + {cfg.distill_weight:g} x distillation from teacher {cfg.teacher} ({cfg.distill})"
     log(f"P x K batches: P={cfg.p} identities x K={cfg.k} images, {len(sampler)} steps per epoch, " + what)

@@ -54,6 +54,17 @@ def test_loss_option_reaches_the_config_and_says_what_stops_acting(panel: TrainP
     assert "semi-hard mining needs a margin" in panel.messages[-1]
 
 
+def test_a_teacher_config_shows_the_loss_it_will_train_with():
+    """loss unset with a teacher trains on the teacher alone: the dropdown shows none and offers it."""
+    panel = TrainPanel(TrainConfig(backbone="resnet18", pretrained=False, teacher="dlib", amp=False), gpu=False)
+    assert panel.controls["loss"].value == "none" and "none" in panel.controls["loss"].options
+    assert panel.config.loss is None
+    panel.controls["loss"].value = "triplet"
+    assert panel.config.metric_loss == "triplet"
+    panel.controls["loss"].value = "none"
+    assert panel.config.loss == "none" and "distillation term alone" in panel.messages[-1]
+
+
 def test_p_is_clamped_to_the_identities(panel: TrainPanel):
     panel.controls["p"].value = 40
     assert panel.config.p == 18 and panel.controls["p"].value == 18

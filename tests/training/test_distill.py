@@ -162,7 +162,8 @@ def test_distillation_alone_pulls_the_student_to_the_teacher(synth_root, tmp_pat
 
 def test_triplet_plus_distillation_checkpoint_drops_the_projection_and_resumes(synth_root, tmp_path, tiny_teacher):
     lines: list[str] = []
-    c = cfg(synth_root / "train", tmp_path / "m.pth", teacher=tiny_teacher, distill_weight=0.5, epochs=2)
+    c = cfg(synth_root / "train", tmp_path / "m.pth", teacher=tiny_teacher, loss="triplet", distill_weight=0.5,
+            epochs=2)
     Trainer(c, log=lines.append).fit()
     text = "\n".join(lines)
     assert "teacher tiny-v1" in text and "computed" in text and "+ 0.5 x distillation" in text
