@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from facelib.evaluation.results import val_mode
 from facelib.io import atomic_path
 
 __all__ = [
@@ -375,15 +376,6 @@ _HISTORY_PANELS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
                        ("neg_dist", "mean_neg_dist", "d_an", "dist_neg"))),
     ("val top-1", (("val_top1", "top1", "val_cross_photo_top1", "val_acc"),)),
 )
-
-
-def val_mode(entry: Mapping[str, Any]) -> str:
-    """How an epoch's val top-1 was scored, as the trainer's log names it: `` (cross-photo, mean gallery)``;
-    empty when ``entry`` does not record it (older histories)."""
-    parts = [str(entry[k]) for k in ("val_protocol", "val_gallery") if entry.get(k)]
-    if entry.get("val_gallery"):
-        parts[-1] += " gallery"
-    return f" ({', '.join(parts)})" if parts else ""
 
 
 def history_figure(history: Sequence[Mapping[str, Any]], out: str | os.PathLike | None = None) -> Figure:

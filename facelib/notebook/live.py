@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from facelib.config import TrainConfig
-from facelib.evaluation.plots import val_mode
+from facelib.evaluation.results import val_mode
 from facelib.notebook.setup import check_pretrained, device_summary
 
 __all__ = ["LivePlot", "run_training"]

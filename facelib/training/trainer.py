@@ -25,6 +25,7 @@ from torch import nn
 from facelib.config import TrainConfig
 from facelib.data.folders import ImageDataset
 from facelib.errors import CheckpointError
+from facelib.evaluation.results import val_mode
 from facelib.io import write_json
 from facelib.models.checkpoint import read_checkpoint, save_checkpoint
 from facelib.models.network import ModelSpec, build_model, describe_weights
@@ -470,8 +471,7 @@ class Trainer:
             line += f"distill {entry['distill']:.4f} (teacher cos {entry.get('teacher_cos', nan):.2f})  "
         line += f"spread {entry.get('spread', nan):.3f}  {entry['images_per_sec']:.1f} img/s"
         if "val_top1" in entry:
-            mode = f", {entry['val_gallery']} gallery" if "val_gallery" in entry else ""
-            line += f"  val top-1 {entry['val_top1']:.3f} ({entry['val_protocol']}{mode})"
+            line += f"  val top-1 {entry['val_top1']:.3f}{val_mode(entry)}"
         return line
 
     def _track_best(self, entry: dict[str, Any]) -> bool:
