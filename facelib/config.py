@@ -249,7 +249,7 @@ class TrainConfig:
     loss: str | None = setting(None, "triplet (mined in P x K batches), or a margin softmax over the training "
                                "identities (arcface, cosface; its class weights are dropped from the checkpoint), or "
                                "none (the distillation term alone, with --teacher) (default: triplet; none with "
-                               "--teacher)", choices=LOSSES)
+                               "--teacher)", choices=LOSSES, cli="if_given")
     # best on synthetic faces and FACECOM from random init (lab notes 0.2, 0.3)
     miner: str = setting("batch_all", "triplet miner (default: {default})", choices=MINERS, cli="if_given")
     p: int = setting(16, "identities per batch (default: %(default)s)", bounds=(2, None), widget=(None, 512),
