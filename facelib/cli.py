@@ -34,7 +34,7 @@ TEST_DESCRIPTION = "Evaluate a checkpoint on a FACECOM-layout folder."
 # and metavars come from the fields (facelib.config.setting); "recipe" is the one flag that is not a field.
 TRAIN_GROUPS: dict[str, tuple[str, ...]] = {
     "data": ("data", "val_data", "include_distortions", "synth_distortions", "face_crop", "restore", "augment",
-             "workers"),
+             "workers", "frame_cache"),
     "model": ("backbone", "pretrained", "weights", "init", "embedding_dim", "image_size", "neck", "flip_test"),
     "optimisation": ("epochs", "lr", "weight_decay", "batch_size", "steps_per_epoch", "max_seconds", "warmup",
                      "grad_clip", "patience"),

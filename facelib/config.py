@@ -313,6 +313,10 @@ class TrainConfig:
     # drawn as distorted images within clean_fraction, so every source also teaches robustness
     synth_distortions: bool = setting(True, "photos without distortion/ copies get the seven distortions made on "
                                       "the fly, drawn within --clean-fraction (default: yes)", kind="bool")
+    # the training images decoded and framed once, in shared memory (facelib.data.frames), within a memory budget
+    frame_cache: bool = setting(True, "decode and frame the training images once and keep them in shared memory "
+                                "(within a quarter of the available memory; else read from disk each time) "
+                                "(default: yes)", kind="bool")
     # none | mild | strong (facelib.models.transforms.build_transform; lab notes 0.7)
     augment: str = setting("mild", "training augmentation: none, mild (crop 0.8-1, flip, jitter) or strong (wider "
                            "crops, grayscale, random erasing) (default: %(default)s)", choices=AUGMENTS)

@@ -16,6 +16,29 @@ sunny      whitish glare: a bright elliptical glow over the face plus a global
 
 Sizes (blur sigma, streak length) scale with ``min(width, height) / 224`` so a 64 px
 image gets the same relative degradation as a 224 px one.
+
+After the face crop
+-------------------
+:func:`distort` takes the reference ``scale`` explicitly too: a made distortion applied to a framed crop
+(:mod:`facelib.data.frames`: the central ``face_crop`` of the side, decoded once) passes the ORIGINAL photo's
+``min(width, height) / 224`` (times any resize of the crop), so pixel sizes stay those of the full photo.
+The image then is the centre of a *virtual frame*, the square of side ``224 * scale`` it was cropped from:
+
+=========  ==================================================================
+blurred    sigma from ``scale``: the same blur; only the crop's border differs (edge pixels repeated)
+lowlight   per pixel: the same
+noisy      per pixel: the same distribution
+resized    relative factor: the same distribution (the sampling grid's phase may differ)
+rainy      streak length and softening from ``scale``, count per pixel: the same density
+foggy      DIFFERS if done on the crop's own frame: its patches (3-10 cells across the image) would be
+           ~1/face_crop times smaller; so the haze field is made over the virtual frame and its centre kept
+sunny      DIFFERS likewise: the glow's centre and radii are fractions of the image; so they are placed
+           in the virtual frame's coordinates (the glow over the face, its size relative to the photo)
+=========  ==================================================================
+
+The virtual frame is square: for a non-square photo the glow's and haze's layout is that of its central square
+(horizontal positions scale with the shorter side). Without ``scale`` (or when the frame is no larger than the
+image) every distortion is exactly as before.
 """
 
 from __future__ import annotations
@@ -57,8 +80,21 @@ def _img(arr: np.ndarray) -> Image.Image:
     return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), mode="RGB")
 
 
-def _scale(img: Image.Image) -> float:
-    return min(img.size) / 224.0
+def _scale(img: Image.Image, scale: float | None = None) -> float:
+    """The reference scale: ``scale`` if given, else ``min(img.size) / 224``."""
+    return min(img.size) / 224.0 if scale is None else float(scale)
+
+
+def _frame(img: Image.Image, scale: float | None) -> tuple[int, int, int] | None:
+    """The virtual frame ``(side, left, top)`` the image is the centre of (the photo a crop came from), or
+    ``None`` when there is none: no ``scale``, or a frame no larger than the image."""
+    if scale is None:
+        return None
+    side = round(224.0 * scale)
+    w, h = img.size
+    if side <= max(w, h):
+        return None
+    return side, (side - w) // 2, (side - h) // 2
 
 
 def _smooth_field(shape: tuple[int, int], rng: np.random.Generator, cells: int) -> np.ndarray:
@@ -71,17 +107,22 @@ def _smooth_field(shape: tuple[int, int], rng: np.random.Generator, cells: int) 
     return (field - lo) / (hi - lo) if hi > lo else np.zeros((h, w), np.float32)
 
 
-def _blurred(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    sigma = rng.uniform(1.6, 3.0) * _scale(img)
+def _blurred(img: Image.Image, rng: np.random.Generator, scale: float | None = None) -> Image.Image:
+    sigma = rng.uniform(1.6, 3.0) * _scale(img, scale)
     return img.filter(ImageFilter.GaussianBlur(max(sigma, 0.6)))
 
 
-def _foggy(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _foggy(img: Image.Image, rng: np.random.Generator, scale: float | None = None) -> Image.Image:
     a = _arr(img)
     h, w = a.shape[:2]
-    patches = 0.6 * _smooth_field((h, w), rng, int(rng.integers(3, 6))) + 0.4 * _smooth_field(
-        (h, w), rng, int(rng.integers(6, 11))
+    frame = _frame(img, scale)
+    fh, fw = (h, w) if frame is None else (frame[0], frame[0])  # the field over the virtual frame
+    patches = 0.6 * _smooth_field((fh, fw), rng, int(rng.integers(3, 6))) + 0.4 * _smooth_field(
+        (fh, fw), rng, int(rng.integers(6, 11))
     )
+    if frame is not None:
+        _, left, top = frame
+        patches = patches[top : top + h, left : left + w]
     lo = rng.uniform(0.15, 0.3)
     hi = rng.uniform(0.6, 0.8)
     alpha = (lo + (hi - lo) * patches)[..., None]
@@ -90,11 +131,11 @@ def _foggy(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return _img(a * (1.0 - alpha) + fog * alpha)
 
 
-def _lowlight(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _lowlight(img: Image.Image, rng: np.random.Generator, scale: float | None = None) -> Image.Image:
     return _img(_arr(img) * rng.uniform(0.24, 0.36))
 
 
-def _noisy(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _noisy(img: Image.Image, rng: np.random.Generator, scale: float | None = None) -> Image.Image:
     a = _arr(img)
     h, w = a.shape[:2]
     a = a + rng.normal(0.0, rng.uniform(2.0, 5.0), size=(h, w, 1)).astype(np.float32)
@@ -105,9 +146,9 @@ def _noisy(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return _img(a)
 
 
-def _rainy(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _rainy(img: Image.Image, rng: np.random.Generator, scale: float | None = None) -> Image.Image:
     w, h = img.size
-    s = _scale(img)
+    s = _scale(img, scale)
     dim = rng.uniform(0.84, 0.94)
     base = _arr(img) * dim
     layer = Image.new("L", (w, h), 0)
@@ -129,19 +170,21 @@ def _rainy(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return _img(base * (1.0 - alpha) + colour * alpha)
 
 
-def _resized(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _resized(img: Image.Image, rng: np.random.Generator, scale: float | None = None) -> Image.Image:
     w, h = img.size
     f = rng.uniform(1.5, 2.5)
     small = img.resize((max(1, round(w / f)), max(1, round(h / f))), Image.BILINEAR)
     return small.resize((w, h), Image.BICUBIC)
 
 
-def _sunny(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _sunny(img: Image.Image, rng: np.random.Generator, scale: float | None = None) -> Image.Image:
     a = _arr(img)
     h, w = a.shape[:2]
-    cx = w * rng.uniform(0.4, 0.6)
-    cy = h * rng.uniform(0.3, 0.5)
-    rx = w * rng.uniform(0.3, 0.5)
+    frame = _frame(img, scale)
+    fw, fh, left, top = (w, h, 0, 0) if frame is None else (frame[0], frame[0], frame[1], frame[2])
+    cx = fw * rng.uniform(0.4, 0.6) - left  # placed in the virtual frame, in the image's coordinates
+    cy = fh * rng.uniform(0.3, 0.5) - top
+    rx = fw * rng.uniform(0.3, 0.5)
     ry = rx * rng.uniform(1.0, 1.35)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     r2 = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2
@@ -152,7 +195,7 @@ def _sunny(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return _img(a * (1.0 - alpha) + white * alpha)
 
 
-_FUNCS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
+_FUNCS: dict[str, Callable[[Image.Image, np.random.Generator, float | None], Image.Image]] = {
     "blurred": _blurred,
     "foggy": _foggy,
     "lowlight": _lowlight,
@@ -171,8 +214,11 @@ def _check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
     return kinds
 
 
-def distort(img: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
+def distort(img: Image.Image, kind: str, rng: np.random.Generator, scale: float | None = None) -> Image.Image:
     """Apply one distortion ``kind`` (see :data:`KINDS`); returns a new RGB image of the same size.
+
+    ``scale``: the reference scale, ``min(width, height) / 224`` of the photo the image was cropped from (in
+    this image's pixels); ``None``: the image's own (as before). See "After the face crop" above.
 
     Raises:
         ValueError: unknown ``kind``.
@@ -181,7 +227,7 @@ def distort(img: Image.Image, kind: str, rng: np.random.Generator) -> Image.Imag
         raise ValueError(f"unknown distortion kind {kind!r}; choose from {list(KINDS)}")
     if img.mode != "RGB":
         img = to_rgb(img)
-    out = _FUNCS[kind](img, rng)
+    out = _FUNCS[kind](img, rng, scale)
     return out if out.mode == "RGB" else out.convert("RGB")
 
 

@@ -11,11 +11,12 @@ import torch
 from facelib.models.network import ModelSpec
 
 
-def build_transform(spec: ModelSpec, train: bool = False, augment: str = "mild"):
+def build_transform(spec: ModelSpec, train: bool = False, augment: str = "mild", framed: bool = False):
     """torchvision v2 pipeline: PIL RGB image -> normalised float tensor [3, S, S].
 
     First the spec's framing (:mod:`facelib.data.framing`): the restoration front-end (``spec.restore``), then
-    the central ``spec.face_crop`` of the side. Evaluation (``train=False``) then is a plain resize.
+    the central ``spec.face_crop`` of the side; ``framed=True`` leaves it out, for images framed already
+    (:class:`facelib.data.frames.FramedDataset`). Evaluation (``train=False``) then is a plain resize.
     Training adds augmentation by ``augment``
     (one of :data:`facelib.config.AUGMENTS`):
 
@@ -56,7 +57,7 @@ def build_transform(spec: ModelSpec, train: bool = False, augment: str = "mild")
             v2.RandomGrayscale(p=0.1),
         ]
         tail = tail + [v2.RandomErasing(p=0.5, scale=(0.02, 0.2), value=0)]
-    return v2.Compose(framing_steps(spec) + head + tail)
+    return v2.Compose(([] if framed else framing_steps(spec)) + head + tail)
 
 
 def graph_input_transform(spec: ModelSpec):

@@ -7,6 +7,7 @@ the log lines that describe them.
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -15,8 +16,10 @@ from torch import nn
 
 from facelib.config import TrainConfig
 from facelib.data.folders import DISTORTION_KINDS, FaceFolder, ImageDataset, scan_images, scan_sources
+from facelib.data.frames import FrameBudgetError, FramedDataset, FramedImages
 from facelib.data.samplers import PKSampler
 from facelib.errors import ConfigError, DataError
+from facelib.models.network import ModelSpec
 from facelib.training import distributed
 from facelib.training.losses import get_loss
 
@@ -63,6 +66,27 @@ def training_folder(cfg: TrainConfig, log: Log) -> FaceFolder:
             log(f"{bare} clean photos have no distortion/ copies: their {len(DISTORTION_KINDS)} distortions "
                 "are made on the fly (synth_distortions)")
     return folder
+
+
+def training_images(cfg: TrainConfig, folder: FaceFolder, labels: np.ndarray, spec: ModelSpec, transform,
+                    log: Log, progress: bool = False) -> ImageDataset | FramedDataset:
+    """The training samples as a dataset of ``(image [3, S, S], label)``: with ``cfg.frame_cache`` read from a
+    :class:`FramedImages` store (each file decoded and framed once; ``transform`` rebuilt without its framing),
+    unless the store would not fit its memory budget (one log line says so); else read from disk each time."""
+    from facelib.models.transforms import build_transform
+
+    kinds = folder.synthetic_kinds
+    if cfg.frame_cache:
+        try:
+            frames = FramedImages(folder.paths, spec, raw=[bool(k) for k in kinds],
+                                  workers=min(8, os.cpu_count() or 1), progress=progress)
+        except FrameBudgetError as e:
+            log(f"frames: not cached: {e}; images are read from disk each time")
+        else:
+            log(frames.describe())
+            framed = build_transform(spec, train=True, augment=cfg.augment, framed=True)
+            return FramedDataset(frames, labels, framed, kinds)
+    return ImageDataset(folder.paths, labels, transform, kinds)
 
 
 def place_model(model: nn.Module, device: torch.device, data_parallel: bool,

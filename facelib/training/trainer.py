@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from facelib.config import TrainConfig
-from facelib.data.folders import ImageDataset
 from facelib.errors import CheckpointError
 from facelib.evaluation.results import val_mode
 from facelib.io import write_json
@@ -45,6 +44,7 @@ from facelib.training.setup import (
     place_model,
     teacher_targets,
     training_folder,
+    training_images,
     triplet_batch,
     triplet_steps,
     unlabelled_images,
@@ -155,7 +155,8 @@ class Trainer:
         self.gather = self.dist.enabled and cfg.gather
         self.model, self.forward = place_model(self.model, self.device, self.dist.enabled, cfg.compile)
         transform = build_transform(self.spec, train=True, augment=cfg.augment)
-        self.images = ImageDataset(self.folder.paths, self.labels, transform, self.folder.synthetic_kinds)
+        self.images = training_images(cfg, self.folder, self.labels, self.spec, transform, log,
+                                      progress=cfg.progress and self.dist.is_main)
         log(describe_augmentation(cfg.augment, transform))
         self.criterion = build_loss(cfg, len(self.folder.identities), log).to(self.device)
         # a loss that compares on the sphere anyway gets unit embeddings (the same values): the log says which
