@@ -326,7 +326,7 @@ def test_teacher_flags_run(synth_root, tiny_checkpoint, tmp_path, capsys):
     # again without --loss: a teacher makes none the default loss (TrainConfig.metric_loss)
     assert main([a for a in args if a not in ("--loss", "none")]) == 0
     text = capsys.readouterr().out
-    assert " 0 computed" in text and "loss none (the default with a teacher; --loss triplet adds" in text
+    assert " 0 computed" in text and "loss none (the default with a teacher; loss triplet adds" in text
 
 
 def test_teacher_errors_are_one_line(synth_root, tmp_path, capsys):

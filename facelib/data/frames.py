@@ -31,7 +31,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -40,15 +40,24 @@ from PIL import Image
 from facelib.data.folders import load_image
 from facelib.data.framing import Restore, face_crop_box
 from facelib.errors import DataError
-from facelib.models.network import ModelSpec
 
-__all__ = ["FrameBudgetError", "FramedDataset", "FramedImages", "memory_budget"]
+__all__ = ["FrameBudgetError", "FramedDataset", "FramedImages", "Framing", "memory_budget"]
 
 MEMORY_SHARE = 0.25  # the store may take this share of the available memory
 FALLBACK_BUDGET = 2 << 30  # bytes, where the available memory is unknown
 SIDE_CAP = 2  # the stored side is at most SIDE_CAP * image_size
 SHM = "/dev/shm"  # where a shared tensor lives (Linux)
 _RESAMPLE = {"bicubic": Image.BICUBIC, "nearest": Image.BILINEAR}  # nearest would alias: bilinear instead
+
+
+class Framing(Protocol):
+    """What the store needs of a model's spec (:class:`facelib.models.network.ModelSpec` has it): the framing
+    and the training size."""
+
+    restore: str
+    face_crop: float
+    image_size: int
+    interpolation: str
 
 
 def memory_budget() -> int:
@@ -103,7 +112,7 @@ class FramedImages:
         FrameBudgetError: the store would take more than ``budget`` (checked before decoding).
     """
 
-    def __init__(self, paths: Sequence[str | os.PathLike], spec: ModelSpec, raw: Sequence[bool] | None = None,
+    def __init__(self, paths: Sequence[str | os.PathLike], spec: Framing, raw: Sequence[bool] | None = None,
                  workers: int = 4, progress: bool = False, budget: int | None = None):
         t0 = time.perf_counter()
         self.paths = [Path(p) for p in paths]

@@ -16,7 +16,6 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from facelib.evaluation.results import val_mode
 from facelib.io import atomic_path
 
 __all__ = [
@@ -388,6 +387,8 @@ def history_figure(history: Sequence[Mapping[str, Any]], out: str | os.PathLike 
     (rates and top-1 on [0, 1], the loss and the distances from 0), and every point is labelled
     with its value, so a run of two or three epochs reads at a glance.
     """
+    from facelib.training.setup import val_mode  # how the trainer named the val mode (imports torch)
+
     hist = list(history)
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(hist)]
     fig = Figure(figsize=(11, 7), layout="constrained")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from facelib.evaluation.metrics import (
     topk_accuracy,
 )
 
-__all__ = ["PROTOCOL_DESCRIPTIONS", "Identification", "Verification", "OpenSet", "Result", "val_mode"]
+__all__ = ["PROTOCOL_DESCRIPTIONS", "Identification", "Verification", "OpenSet", "Result"]
 
 # one entry per name of facelib.config.PROTOCOL_NAMES (tests/test_layout.py checks it)
 PROTOCOL_DESCRIPTIONS: dict[str, str] = {
@@ -283,12 +283,3 @@ class OpenSet:
 
 Result = Identification | Verification | OpenSet
 
-
-def val_mode(entry: Mapping[str, Any]) -> str:
-    """How an epoch's val top-1 was scored, from its history entry: `` (cross-photo, mean gallery)``; empty when
-    ``entry`` does not record it (older histories). The trainer's log, its live plot and the history figure
-    all name it so."""
-    parts = [str(entry[k]) for k in ("val_protocol", "val_gallery") if entry.get(k)]
-    if entry.get("val_gallery"):
-        parts[-1] += " gallery"
-    return f" ({', '.join(parts)})" if parts else ""

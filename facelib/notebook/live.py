@@ -9,8 +9,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from facelib.config import TrainConfig
-from facelib.evaluation.results import val_mode
 from facelib.notebook.setup import check_pretrained, device_summary
+from facelib.training.setup import val_mode
 
 __all__ = ["LivePlot", "run_training"]
 

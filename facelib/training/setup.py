@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 import torch
@@ -244,6 +244,15 @@ def build_sampler(cfg: TrainConfig, folder: FaceFolder, log: Log) -> PKSampler |
     return sampler
 
 
+def val_mode(entry: Mapping[str, Any]) -> str:
+    """How an epoch's val top-1 was scored, from its history entry: `` (cross-photo, mean gallery)``; empty when
+    ``entry`` does not record it (older histories). The log, the live plot and the history figure name it so."""
+    parts = [str(entry[k]) for k in ("val_protocol", "val_gallery") if entry.get(k)]
+    if entry.get("val_gallery"):
+        parts[-1] += " gallery"
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def describe_pk(cfg: TrainConfig, sampler, loss: str, log: Log) -> None:
     """The log lines of a P x K run: the extra negatives, then batch shape, steps and the recipe (``loss``: the
     loss's words, :meth:`facelib.training.losses.MetricLoss.describe`, or "" for its name)."""
@@ -254,7 +263,7 @@ def describe_pk(cfg: TrainConfig, sampler, loss: str, log: Log) -> None:
             + (f"; negatives={cfg.negatives} clamped" if sampler.negatives < cfg.negatives else "") + ")")
     what = loss or f"loss {cfg.metric_loss}"
     if cfg.loss is None and cfg.teacher:
-        what += " (the default with a teacher; --loss triplet adds the triplet loss)"
+        what += " (the default with a teacher; loss triplet adds the triplet loss)"
     if cfg.teacher:
         what += f"; + {cfg.distill_weight:g} x distillation from teacher {cfg.teacher} ({cfg.distill})"
     log(f"P x K batches: P={cfg.p} identities x K={cfg.k} images, {len(sampler)} steps per epoch, " + what)

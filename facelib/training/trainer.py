@@ -24,7 +24,6 @@ from torch import nn
 
 from facelib.config import TrainConfig
 from facelib.errors import CheckpointError
-from facelib.evaluation.results import val_mode
 from facelib.io import write_json
 from facelib.models.checkpoint import read_checkpoint, save_checkpoint
 from facelib.models.network import ModelSpec, build_model, describe_weights
@@ -48,6 +47,7 @@ from facelib.training.setup import (
     triplet_batch,
     triplet_steps,
     unlabelled_images,
+    val_mode,
 )
 
 COLLAPSE_SPREAD = 0.05  # spread below this: the embeddings have (nearly) collapsed to one point
