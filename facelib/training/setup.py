@@ -86,6 +86,8 @@ def training_images(cfg: TrainConfig, folder: FaceFolder, labels: np.ndarray, sp
             log(frames.describe())
             framed = build_transform(spec, train=True, augment=cfg.augment, framed=True)
             return FramedDataset(frames, labels, framed, kinds)
+    else:
+        log("frames: read from disk each time (frame_cache off)")
     return ImageDataset(folder.paths, labels, transform, kinds)
 
 
