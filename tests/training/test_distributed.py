@@ -39,7 +39,7 @@ from facelib.config import TrainConfig
 from facelib.data.samplers import PKSampler, RankSplitSampler
 from facelib.errors import ConfigError
 from facelib.jobs import train
-from facelib.training import distributed, trainer as train_mod
+from facelib.training import distributed
 from facelib.training.trainer import last_checkpoint_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,8 +50,10 @@ TINY = ["--image-size", "32", "--no-pretrained", "--embedding-dim", "16", "--p",
 # 2 x 8-image batch differently from one 16-image batch, by more than the data-parallel equivalence checked here.
 # test_no_gather_... keeps the default precision, so data-parallel training under bf16 autocast runs too.
 EXACT = ["--no-amp"]
+# Runs compared with one process draw no augmentation (its random crops differ between one process and two)
+NO_AUGMENTATION = ["--augment", "none"]
 
-# Runs the CLI like `python -m facelib`, optionally without augmentation, and records (per rank) every file
+# Runs the CLI like `python -m facelib` and records (per rank) every file
 # the process opens for writing, creates or renames under the run folder, and what it prints.
 ENTRY = textwrap.dedent('''
     import atexit, io, json, os, sys
@@ -83,10 +85,6 @@ ENTRY = textwrap.dedent('''
     if os.environ.get("BREAK") == "batchnorm":  # each process normalises its own share of the batch
         import facelib.training.distributed
         facelib.training.distributed.convert_global_batchnorm = lambda module: module
-    if os.environ.get("NO_AUGMENTATION"):
-        import facelib.models.transforms, facelib.training.trainer
-        facelib.training.trainer.build_transform = (
-            lambda spec, train=False, **kw: facelib.models.transforms.build_transform(spec, train=False))
     from facelib.cli import main
     sys.exit(main(sys.argv[1:]))
 ''')
@@ -263,8 +261,8 @@ def test_two_processes_match_one_and_resume(synth_root: Path, tmp_path: Path, mo
     record.mkdir()
     out = runs / "ddp" / "m.pth"
     args = ["train", "--data", str(synth_root / "train"), "--backbone", "resnet18", "--neck", "bn",
-            "--miner", "batch_hard", "--steps-per-epoch", "2", "--out", str(out), *TINY, *EXACT]
-    env = {"NO_AUGMENTATION": "1", "WATCH_DIR": str(runs), "RECORD_DIR": str(record)}
+            "--miner", "batch_hard", "--steps-per-epoch", "2", "--out", str(out), *TINY, *EXACT, *NO_AUGMENTATION]
+    env = {"WATCH_DIR": str(runs), "RECORD_DIR": str(record)}
     _ok(_torchrun(args + ["--epochs", "1"], tmp_path, entry, env))
     rank1 = json.loads((record / "rank1.json").read_text())
     assert rank1 == {"writes": [], "stdout": ""}
@@ -279,11 +277,8 @@ def test_two_processes_match_one_and_resume(synth_root: Path, tmp_path: Path, mo
     assert sorted(p.name for p in out.parent.iterdir()) == ["history.json", "m.last.pth", "m.pth"]
 
     # the same on one process: 1 epoch, then resumed to 2
-    from facelib.models import transforms
-
-    monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False, **kw: transforms.build_transform(spec))
     one = tmp_path / "one" / "m.pth"
-    kw = dict(backbone="resnet18", neck="bn", miner="batch_hard", steps_per_epoch=2)
+    kw = dict(backbone="resnet18", neck="bn", miner="batch_hard", steps_per_epoch=2, augment="none")
     train(_cfg(synth_root / "train", one, epochs=1, **kw), log=lambda s: None)
     train(_cfg(synth_root / "train", one, epochs=2, resume=True, **kw), log=lambda s: None)
 
@@ -302,14 +297,12 @@ def _two_and_one(synth_root: Path, tmp_path: Path, monkeypatch, settings: dict, 
     record.mkdir()
     out = runs / "ddp" / "m.pth"
     flags = [x for k, v in settings.items() for x in ("--" + k.replace("_", "-"), str(v))]
-    args = ["train", "--data", str(synth_root / "train"), *flags, "--epochs", "1", "--out", str(out), *TINY, *EXACT]
-    _ok(_torchrun(args, tmp_path, entry, {"NO_AUGMENTATION": "1", "WATCH_DIR": str(runs), "RECORD_DIR": str(record),
+    args = ["train", "--data", str(synth_root / "train"), *flags, "--epochs", "1", "--out", str(out), *TINY, *EXACT,
+            *NO_AUGMENTATION]
+    _ok(_torchrun(args, tmp_path, entry, {"WATCH_DIR": str(runs), "RECORD_DIR": str(record),
                                            "BREAK": broken}))
-    from facelib.models import transforms
-
-    monkeypatch.setattr(train_mod, "build_transform", lambda spec, train=False, **kw: transforms.build_transform(spec))
     one = tmp_path / "one" / "m.pth"
-    train(_cfg(synth_root / "train", one, epochs=1, **settings), log=lambda s: None)
+    train(_cfg(synth_root / "train", one, epochs=1, augment="none", **settings), log=lambda s: None)
     return out, one
 
 
