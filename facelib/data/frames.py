@@ -47,6 +47,7 @@ MEMORY_SHARE = 0.25  # the store may take this share of the available memory
 FALLBACK_BUDGET = 2 << 30  # bytes, where the available memory is unknown
 SIDE_CAP = 2  # the stored side is at most SIDE_CAP * image_size
 SHM = "/dev/shm"  # where a shared tensor lives (Linux)
+MEMINFO = "/proc/meminfo"  # where Linux says how much memory is available
 _RESAMPLE = {"bicubic": Image.BICUBIC, "nearest": Image.BILINEAR}  # nearest would alias: bilinear instead
 
 
@@ -60,13 +61,28 @@ class Framing(Protocol):
     interpolation: str
 
 
-def memory_budget() -> int:
-    """Bytes the store may take: :data:`MEMORY_SHARE` of the available memory (:data:`FALLBACK_BUDGET` where
-    ``sysconf`` does not tell), and no more than the free space of ``/dev/shm`` where there is one."""
+def available_memory() -> int | None:
+    """Bytes of memory a new allocation can have: Linux's ``MemAvailable`` (free memory plus the page cache the
+    kernel can reclaim; :data:`MEMINFO`), else ``sysconf``'s free pages, else ``None``. Free pages alone
+    undercount on a machine that has read many files: its page cache is reclaimable but not free."""
     try:
-        budget = int(MEMORY_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+        with open(MEMINFO) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
     except (AttributeError, ValueError, OSError):
-        budget = FALLBACK_BUDGET
+        return None
+
+
+def memory_budget() -> int:
+    """Bytes the store may take: :data:`MEMORY_SHARE` of :func:`available_memory` (:data:`FALLBACK_BUDGET` where
+    it is unknown), and no more than the free space of ``/dev/shm`` where there is one."""
+    available = available_memory()
+    budget = FALLBACK_BUDGET if available is None else int(MEMORY_SHARE * available)
     if os.path.isdir(SHM):
         st = os.statvfs(SHM)
         budget = min(budget, st.f_bavail * st.f_frsize)

@@ -184,6 +184,19 @@ def test_the_budget_is_checked_before_decoding(tmp_path: Path, monkeypatch):
     assert frames_mod.memory_budget() > 0
 
 
+def test_the_budget_counts_reclaimable_page_cache_as_available(tmp_path: Path, monkeypatch):
+    """MemAvailable (free + reclaimable cache), not MemFree: a machine that has read many files has little free
+    memory and much available."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemFree:         3000000 kB\nMemAvailable:   20000000 kB\n")
+    monkeypatch.setattr(frames_mod, "MEMINFO", str(meminfo))
+    monkeypatch.setattr(frames_mod, "SHM", str(tmp_path / "no-shm"))  # no /dev/shm bound
+    assert frames_mod.available_memory() == 20_000_000 * 1024
+    assert frames_mod.memory_budget() == int(frames_mod.MEMORY_SHARE * 20_000_000 * 1024)
+    monkeypatch.setattr(frames_mod, "MEMINFO", str(tmp_path / "absent"))  # not Linux: sysconf's free pages
+    assert frames_mod.available_memory() is None or frames_mod.available_memory() > 0
+
+
 def _tiny(root: Path, out: Path, **kw) -> TrainConfig:
     base = dict(data=str(root), epochs=1, image_size=32, backbone="resnet18", pretrained=False, embedding_dim=16,
                 p=4, k=4, steps_per_epoch=2, workers=0, out=str(out), progress=False, lr=1e-3)
