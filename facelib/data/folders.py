@@ -404,11 +404,16 @@ class ImageDataset:
             img = load_image(self.paths[i])
         except (OSError, SyntaxError, ValueError) as e:  # changed on disk since the scan
             raise DataError(f"cannot read image {self.paths[i]}: {e}") from None
-        if self.distortions is not None and self.distortions[i]:
-            from facelib.data.distortions import distort
-
-            # a fresh distortion each time, from Python's generator (seeded per DataLoader worker by torch)
-            img = distort(img, self.distortions[i], np.random.default_rng(random.getrandbits(64)))
+        img = self._distorted(img, i)
         if self.transform is not None:
             img = self.transform(img)
         return img, int(self.labels[i])
+
+    def _distorted(self, img: Image.Image, i: int, scale: float | None = None) -> Image.Image:
+        """``img`` with item ``i``'s made distortion, if it has one (``scale``: :func:`distort`'s)."""
+        if self.distortions is None or not self.distortions[i]:
+            return img
+        from facelib.data.distortions import distort
+
+        # a fresh distortion each time, from Python's generator (seeded per DataLoader worker by torch)
+        return distort(img, self.distortions[i], np.random.default_rng(random.getrandbits(64)), scale=scale)

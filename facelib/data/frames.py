@@ -27,7 +27,6 @@ Choices:
 from __future__ import annotations
 
 import os
-import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from facelib.data.folders import load_image
+from facelib.data.folders import ImageDataset, load_image
 from facelib.data.framing import Restore, face_crop_box
 from facelib.errors import DataError
 
@@ -240,7 +239,7 @@ class FramedImages:
         return line
 
 
-class FramedDataset:
+class FramedDataset(ImageDataset):
     """:class:`facelib.data.folders.ImageDataset` over a :class:`FramedImages`: item ``i`` is
     ``(transform(image), label)``, the image being the stored crop, then the made distortion ``distortions[i]``
     (at the original photo's scale), then ``spec.restore`` where the store left it.
@@ -250,27 +249,11 @@ class FramedDataset:
 
     def __init__(self, frames: FramedImages, labels: Sequence[int], transform: Callable | None = None,
                  distortions: Sequence[str] | None = None):
-        if len(frames) != len(labels):
-            raise ValueError(f"{len(frames)} images but {len(labels)} labels")
-        if distortions is not None and len(distortions) != len(frames):
-            raise ValueError(f"{len(frames)} images but {len(distortions)} distortions")
+        super().__init__(frames.paths, labels, transform, distortions)
         self.frames = frames
-        self.paths = frames.paths
-        self.labels = np.asarray(labels)
-        self.transform = transform
-        self.distortions = list(distortions) if distortions is not None and any(distortions) else None
-
-    def __len__(self) -> int:
-        return len(self.frames)
 
     def __getitem__(self, i: int):
-        img = self.frames.image(i)
-        if self.distortions is not None and self.distortions[i]:
-            from facelib.data.distortions import distort
-
-            # a fresh distortion each time, from Python's generator (seeded per DataLoader worker by torch)
-            img = distort(img, self.distortions[i], np.random.default_rng(random.getrandbits(64)),
-                          scale=self.frames.scale(i))
+        img = self._distorted(self.frames.image(i), i, scale=self.frames.scale(i))
         if self.frames.restore_later(i):
             img = self.frames.restore(img)
         if self.transform is not None:

@@ -282,4 +282,3 @@ class OpenSet:
 
 
 Result = Identification | Verification | OpenSet
-
