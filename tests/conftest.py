@@ -7,13 +7,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 # Tests never download: make any hub access fail at once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("FACELIB_PROFILE", "smoke")
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "facecom_task_b"
+
+
+def structured_image(size: int = 64, seed: int = 0) -> Image.Image:
+    """A mid-grey image with structure (gradient, shapes, texture), values away from 0/255."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    a = np.stack([60 + 80 * xx, 70 + 60 * yy, 90 + 40 * xx * yy], -1) + rng.normal(0, 4, (size, size, 3))
+    img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "RGB")
+    d = ImageDraw.Draw(img)
+    d.ellipse([size * 0.25, size * 0.2, size * 0.75, size * 0.8], fill=(180, 140, 110))
+    d.rectangle([size * 0.4, size * 0.4, size * 0.6, size * 0.45], fill=(40, 30, 30))
+    return img
 
 
 def write_image(path: Path, seed: int, size: int = 32, mode: str = "RGB", fmt: str | None = None) -> Path:

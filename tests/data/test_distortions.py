@@ -2,22 +2,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from facelib.data.distortions import KINDS, distort, distort_all, distort_folder, image_rng
 from facelib.data.folders import DataError, scan_folder
-
-
-def _test_image(size: int = 64, seed: int = 0) -> Image.Image:
-    """A mid-grey image with structure (gradient, shapes, texture), values away from 0/255."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    a = np.stack([60 + 80 * xx, 70 + 60 * yy, 90 + 40 * xx * yy], -1) + rng.normal(0, 4, (size, size, 3))
-    img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "RGB")
-    d = ImageDraw.Draw(img)
-    d.ellipse([size * 0.25, size * 0.2, size * 0.75, size * 0.8], fill=(180, 140, 110))
-    d.rectangle([size * 0.4, size * 0.4, size * 0.6, size * 0.45], fill=(40, 30, 30))
-    return img
+from tests.conftest import structured_image
 
 
 def _gray(img: Image.Image) -> np.ndarray:
@@ -31,7 +20,7 @@ def _hf(img: Image.Image) -> float:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_kind_size_mode_determinism(kind):
-    img = _test_image()
+    img = structured_image()
     a = distort(img, kind, image_rng(1, kind))
     b = distort(img, kind, image_rng(1, kind))
     c = distort(img, kind, image_rng(2, kind))
@@ -42,14 +31,14 @@ def test_kind_size_mode_determinism(kind):
 
 
 def test_distort_accepts_other_modes_and_sizes():
-    img = _test_image(48).convert("L").resize((80, 48))
+    img = structured_image(48).convert("L").resize((80, 48))
     for kind in KINDS:
         out = distort(img, kind, image_rng(0, kind))
         assert out.size == (80, 48) and out.mode == "RGB"
 
 
 def test_directions():
-    img = _test_image(96)
+    img = structured_image(96)
     clean_mean, clean_std, clean_hf = _gray(img).mean(), _gray(img).std(), _hf(img)
     for seed in range(3):
         d = distort_all(img, seed)
@@ -63,7 +52,7 @@ def test_directions():
 
 
 def test_distort_all_subset_and_unknown_kind():
-    img = _test_image()
+    img = structured_image()
     assert set(distort_all(img, 0, kinds=("foggy", "noisy"))) == {"foggy", "noisy"}
     with pytest.raises(ValueError, match="blurred"):
         distort(img, "snowy", image_rng(0))
@@ -81,14 +70,14 @@ def _make_src(root, n_ids=2, n_photos=2):
         d = root / f"person_{i}"
         d.mkdir(parents=True)
         for j in range(n_photos):
-            _test_image(40, seed=10 * i + j).save(d / f"person_{i}_{j:04d}.jpg", quality=95)
+            structured_image(40, seed=10 * i + j).save(d / f"person_{i}_{j:04d}.jpg", quality=95)
     return root
 
 
 def test_distort_folder_roundtrip(tmp_path):
     src = _make_src(tmp_path / "src")
     (src / "person_0" / "distortion").mkdir()
-    _test_image(40).save(src / "person_0" / "distortion" / "old_foggy.jpg")  # must be ignored
+    structured_image(40).save(src / "person_0" / "distortion" / "old_foggy.jpg")  # must be ignored
     (src / "person_1" / "empty.jpg").write_bytes(b"")
     (src / "person_1" / "fake.png").write_bytes(b"not an image at all")
     (src / "person_1" / "notes.txt").write_text("hello")

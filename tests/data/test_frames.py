@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 
 from facelib.config import TrainConfig
 from facelib.data import frames as frames_mod
@@ -17,7 +17,7 @@ from facelib.errors import DataError
 from facelib.models.network import ModelSpec
 from facelib.models.transforms import build_transform
 from facelib.training.trainer import Trainer
-from tests.conftest import make_folder, write_image
+from tests.conftest import make_folder, structured_image, write_image
 
 
 def _spec(**kw) -> ModelSpec:
@@ -90,27 +90,16 @@ def test_face_crop_one_keeps_a_non_square_photo_as_it_is(tmp_path: Path):
     assert torch.equal(old[0][0], new[0][0])
 
 
-def _picture(size: int) -> Image.Image:
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    a = np.stack([60 + 80 * xx, 70 + 60 * yy, 90 + 40 * xx * yy], -1) + rng.normal(0, 6, (size, size, 3))
-    img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "RGB")
-    d = ImageDraw.Draw(img)
-    d.ellipse([size * 0.3, size * 0.25, size * 0.7, size * 0.75], fill=(180, 140, 110))
-    d.rectangle([size * 0.42, size * 0.45, size * 0.58, size * 0.5], fill=(40, 30, 30))
-    return img
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_distort_with_the_image_own_scale_is_unchanged(kind: str):
-    img = _picture(96).resize((96, 80))
+    img = structured_image(96).resize((96, 80))
     for scale in (80 / 224, None):
         assert np.array_equal(np.asarray(distort(img, kind, image_rng(3, kind))),
                               np.asarray(distort(img, kind, image_rng(3, kind), scale=scale)))
 
 
 def test_distort_known_answer_without_scale():
-    img = _picture(64)
+    img = structured_image(64)
     out = np.asarray(distort(img, "blurred", image_rng(0, "blurred")), dtype=np.int64)
     sigma = image_rng(0, "blurred").uniform(1.6, 3.0) * 64 / 224
     want = np.asarray(img.filter(ImageFilter.GaussianBlur(max(sigma, 0.6))), dtype=np.int64)
@@ -126,7 +115,7 @@ def _crop_after(img: Image.Image, kind: str, seed: int) -> tuple[np.ndarray, np.
 
 
 def test_blur_on_the_crop_at_the_photo_scale_matches_blur_then_crop():
-    img = _picture(224)
+    img = structured_image(224)
     before, after = _crop_after(img, "blurred", 5)
     inner = (slice(12, -12), slice(12, -12))
     assert np.abs(before[inner] - after[inner]).max() <= 1.0
@@ -139,7 +128,7 @@ def test_blur_on_the_crop_at_the_photo_scale_matches_blur_then_crop():
 @pytest.mark.parametrize("kind", ["sunny", "foggy", "lowlight"])
 def test_framed_distortions_match_the_photo_then_crop(kind: str):
     """Same draws, placed in the photo's frame: the glow and the haze fields line up with the full photo's."""
-    img = _picture(224)
+    img = structured_image(224)
     before, after = _crop_after(img, kind, 7)
     assert np.abs(before - after).max() <= 1.0
     if kind != "lowlight":  # in the crop's own frame the glow / haze patches would be laid out otherwise
