@@ -253,7 +253,7 @@ def test_bad_split_is_one_error_line_on_rank_zero_only(synth_root: Path, tmp_pat
 # ----------------------------------------------------------------------------------------------- 2 processes
 
 
-def test_two_processes_match_one_and_resume(synth_root: Path, tmp_path: Path, monkeypatch):
+def test_two_processes_match_one_and_resume(synth_root: Path, tmp_path: Path):
     """ResNet-18 with the BN neck, 1 + 1 epochs (resumed) on 2 processes == the same on 1 process;
     rank 1 prints and writes nothing."""
     entry, runs, record = tmp_path / "entry.py", tmp_path / "runs", tmp_path / "record"
@@ -289,7 +289,7 @@ def test_two_processes_match_one_and_resume(synth_root: Path, tmp_path: Path, mo
     _assert_weights_match(last_checkpoint_path(out), last_checkpoint_path(one), steps=4, lr=1e-3)
 
 
-def _two_and_one(synth_root: Path, tmp_path: Path, monkeypatch, settings: dict, broken: str = "") -> tuple[Path, Path]:
+def _two_and_one(synth_root: Path, tmp_path: Path, settings: dict, broken: str = "") -> tuple[Path, Path]:
     """One epoch of ``settings`` (TrainConfig fields) without augmentation on 2 processes (``broken``: see ENTRY)
     and on 1: the two checkpoints' paths."""
     entry, runs, record = tmp_path / "entry.py", tmp_path / "runs", tmp_path / "record"
@@ -307,11 +307,11 @@ def _two_and_one(synth_root: Path, tmp_path: Path, monkeypatch, settings: dict, 
 
 
 @pytest.mark.parametrize("broken", ["allreduce", "batchnorm"])
-def test_a_real_divergence_fails_the_check(synth_root: Path, tmp_path: Path, monkeypatch, broken):
+def test_a_real_divergence_fails_the_check(synth_root: Path, tmp_path: Path, broken):
     """The tolerances above catch what they are for: without the gradient all-reduce, or with BatchNorm over
     each process's share, the 2-process run leaves the 1-process run by far more than the bound."""
-    out, one = _two_and_one(synth_root, tmp_path, monkeypatch, dict(backbone="resnet18", neck="bn",
-                                                                      miner="batch_hard", steps_per_epoch=3), broken)
+    out, one = _two_and_one(synth_root, tmp_path, dict(backbone="resnet18", neck="bn", miner="batch_hard",
+                                                         steps_per_epoch=3), broken)
     gaps = _weight_gaps(last_checkpoint_path(out), last_checkpoint_path(one), steps=3, lr=1e-3)
     learnt = sorted(v for k, v in gaps.items() if k not in ZERO_GRADIENT)
     assert learnt[-1] > 3 * WEIGHT_RTOL, learnt[-1]
@@ -321,11 +321,11 @@ def test_a_real_divergence_fails_the_check(synth_root: Path, tmp_path: Path, mon
     assert abs(h2["loss"] - h1["loss"]) > 1e-3 * abs(h1["loss"])  # far beyond the losses' 1e-5
 
 
-def test_arcface_class_weights_stay_in_sync(synth_root: Path, tmp_path: Path, monkeypatch):
+def test_arcface_class_weights_stay_in_sync(synth_root: Path, tmp_path: Path):
     """The ArcFace class weights live outside the DDP module; their gradients are averaged over the ranks,
     so rank 0's weights equal the 1-process run's (same exact setting as above)."""
-    out, one = _two_and_one(synth_root, tmp_path, monkeypatch, dict(backbone="test_convnext", neck="none",
-                                                                      loss="arcface", steps_per_epoch=2))
+    out, one = _two_and_one(synth_root, tmp_path, dict(backbone="test_convnext", neck="none", loss="arcface",
+                                                         steps_per_epoch=2))
     (h2,), (h1,) = _history(out), _history(one)
     np.testing.assert_allclose([h2["loss"], h2["accuracy"]], [h1["loss"], h1["accuracy"]], rtol=1e-5)
     w2, w1 = (torch.load(last_checkpoint_path(p), weights_only=True)["criterion"]["weight"] for p in (out, one))
