@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -51,7 +50,7 @@ def build_sets(args) -> dict[str, list[Path]]:
     if args.quick:
         from facelib.data.synthetic import make_dataset
 
-        root = Path(tempfile.mkdtemp(prefix="facelib-align-bench-"))
+        root = common.scratch_dir("facelib-align-bench-")
         make_dataset(root, identities=4, photos=2, image_size=112, seed=0)
         val = scan_folder(root / "val")
         sets["synthetic"] = sample_files([s.path for s in val.samples if s.is_clean], args.n, args.seed)

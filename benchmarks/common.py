@@ -4,10 +4,12 @@ data-root resolution. Training and scoring go through facelib's public API.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -108,6 +110,14 @@ def log_err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def scratch_dir(prefix: str) -> Path:
+    """A fresh temp folder, removed when the script exits: runs write checkpoints of a few hundred MB each, which
+    would otherwise pile up in the temp folder run after run."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def tmp_out(prefix: str) -> str:
-    """A checkpoint path in a fresh temp folder (the Trainer needs ``cfg.out``; budgeted runs save nothing)."""
-    return str(Path(tempfile.mkdtemp(prefix=prefix)) / "model.pth")
+    """A checkpoint path in a :func:`scratch_dir` (the Trainer needs ``cfg.out``; budgeted runs save nothing)."""
+    return str(scratch_dir(prefix) / "model.pth")

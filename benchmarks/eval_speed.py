@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         from facelib.data.synthetic import make_dataset
 
-        root = Path(tempfile.mkdtemp(prefix="facelib-evs-"))
+        root = common.scratch_dir("facelib-evs-")
         make_dataset(root, identities=12, photos=3, image_size=64, seed=0)
         args.images, args.batch_size = min(args.images, 64), min(args.batch_size, 16)
         args.backbone, args.image_size = args.backbone[:1], args.image_size[:1]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         from facelib.data.synthetic import make_dataset
 
-        root = Path(tempfile.mkdtemp(prefix="facelib-peer-"))
+        root = common.scratch_dir("facelib-peer-")
         make_dataset(root, identities=12, photos=3, image_size=112, seed=0)
     else:
         root = common.resolve_data_root(args.data_root)

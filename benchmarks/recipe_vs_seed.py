@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +114,7 @@ def people_subset(facecom_train: Path, extra: list[str], people: int, seed: int)
         raise SystemExit(f"--people {people}: FACECOM train has {base} people with 2+ photos and the extra sources "
                          f"{len(pool)} more")
     pick = set(np.random.default_rng(seed).choice(len(pool), want, replace=False).tolist())
-    out = Path(tempfile.mkdtemp(prefix="facelib-people-"))
+    out = common.scratch_dir("facelib-people-")
     folders = []
     for src in extra:
         dst = out / Path(src).name
@@ -192,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         from facelib.data.synthetic import make_dataset
 
         ids, photos, px, sseed = (int(v) for v in (args.synthetic or "24,5,64,0").split(","))
-        root = Path(tempfile.mkdtemp(prefix="facelib-rvs-"))
+        root = common.scratch_dir("facelib-rvs-")
         make_dataset(root, identities=ids, photos=photos, image_size=px, seed=sseed)
         if args.quick:
             args.budget_min = min(args.budget_min, 0.15)

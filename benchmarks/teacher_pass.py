@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -39,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         from facelib.data.synthetic import make_dataset
 
-        tmp = Path(tempfile.mkdtemp(prefix="facelib-teacher-"))
+        tmp = common.scratch_dir("facelib-teacher-")
         make_dataset(tmp / "d", identities=6, photos=3, image_size=112, seed=0)
         args.data, args.cache = [str(tmp / "d" / "train")], str(tmp / "cache")
     if not args.data:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -142,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         from facelib.data.synthetic import make_dataset
 
-        root = Path(tempfile.mkdtemp(prefix="facelib-tput-"))
+        root = common.scratch_dir("facelib-tput-")
         make_dataset(root, identities=24, photos=5, image_size=64, seed=0)
         args.steps, args.warmup, args.batch_size = min(args.steps, 2), min(args.warmup, 1), min(args.batch_size, 16)
     else:
