@@ -34,7 +34,8 @@ TRIPLET_MARGIN = 0.2
 CLASS_MARGINS = {"arcface": 0.5, "cosface": 0.35}
 CLASS_SCALE = 30.0
 # facelib.training.distill.DistillLoss; a form joined by "+" sums its parts
-DISTILL_FORMS = ("projection", "similarity", "neighbours", "projection+similarity")
+DISTILL_FORMS = ("projection", "similarity", "neighbours", "prototypes", "projection+similarity",
+                 "projection+similarity+prototypes")
 # Peak AdamW learning rates. Fine-tuning ImageNet weights: a small rate keeps what they know (timm and
 # Bag-of-Tricks use 1e-4 to 3.5e-4). From random initialisation nothing is to be kept, and on a CPU budget
 # 10x faster learning wins (measured: lab notes 0.7, 9.12 in docs/lab-notes.md).
@@ -287,8 +288,10 @@ class TrainConfig:
     # triplet loss 0.443 against 0.396 for projection (seed 1; lab notes 10.9)
     distill: str = setting("projection+similarity", "distillation form: projection (a linear map to the "
                            "teacher's size, cosine; training only), similarity (the batch's similarity matrix, "
-                           "dimension-free), neighbours (each photo's softmax over the batch, dimension-free), or "
-                           "projection+similarity (the sum) (default: %(default)s)", choices=DISTILL_FORMS)
+                           "dimension-free), neighbours (each photo's softmax over the batch, dimension-free), "
+                           "prototypes (each photo's softmax over every training person's mean teacher embedding, "
+                           "through the map), or the sums projection+similarity and "
+                           "projection+similarity+prototypes (default: %(default)s)", choices=DISTILL_FORMS)
     teacher_cache: str | None = setting(None, "folder of the teacher-embedding cache (default: $FACELIB_CACHE or "
                                         "~/.cache/facelib)", metavar="FOLDER")
     unlabelled: list[str] | None = setting(

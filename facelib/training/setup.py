@@ -179,6 +179,19 @@ def teacher_targets(cfg: TrainConfig, folder: FaceFolder, log: Log) -> TeacherTa
     return TeacherTargets(torch.from_numpy(rows), torch.from_numpy(centred(emb, centre)), centre)
 
 
+def teacher_prototypes(rows: torch.Tensor, labels, table: torch.Tensor) -> torch.Tensor:
+    """Each person's prototype for the ``prototypes`` distillation form: the mean of the teacher's unit rows of
+    their clean photos, normalised. ``rows`` [N] per sample (-1: none; a photo's copies share its row),
+    ``labels`` [N] per sample, ``table`` [M, T]. Returns [C, T] for the C people with at least one row."""
+    rows = torch.as_tensor(rows, dtype=torch.long)
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    keep = rows >= 0
+    pairs = torch.unique(torch.stack([labels[keep], rows[keep]], 1), dim=0)  # each photo once per person
+    people, person = torch.unique(pairs[:, 0], return_inverse=True)
+    sums = torch.zeros(len(people), table.shape[1]).index_add_(0, person, table[pairs[:, 1]].float())
+    return torch.nn.functional.normalize(sums, dim=1)
+
+
 class UnlabelledImages(NamedTuple):
     """Photos without identities: ``images`` (clean and the seven made copies of each photo; an item's label is
     its teacher row, offset past the labelled table), ``weights`` [N] to draw them by (``clean_fraction`` for

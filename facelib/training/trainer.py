@@ -41,6 +41,7 @@ from facelib.training.setup import (
     describe_augmentation,
     describe_pk,
     place_model,
+    teacher_prototypes,
     teacher_targets,
     training_folder,
     training_images,
@@ -173,6 +174,9 @@ class Trainer:
                 torch.distributed.barrier()
             self.teacher_rows, self.teacher_table = targets.rows.to(self.device), targets.table.to(self.device)
             self.distill = DistillLoss(cfg.distill, cfg.embedding_dim, targets.table.shape[1]).to(self.device)
+            if "prototypes" in cfg.distill:
+                self.distill.set_prototypes(teacher_prototypes(targets.rows, self.labels, targets.table))
+                log(f"distillation: {len(self.distill.prototypes)} people's prototypes from the teacher")
             self.images = Indexed(self.images)
             self._unlabelled_batches: Iterator | None = None
             if cfg.unlabelled:

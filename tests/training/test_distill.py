@@ -22,6 +22,14 @@ def unit(*shape, seed=0):
     return F.normalize(torch.randn(*shape, generator=torch.Generator().manual_seed(seed)), dim=1)
 
 
+def distill_loss(form: str, student_dim: int, teacher_dim: int, people: int = 4) -> DistillLoss:
+    """A DistillLoss; a form with prototypes gets ``people`` random ones, as the trainer sets them."""
+    loss = DistillLoss(form, student_dim, teacher_dim)
+    if "prototypes" in form:
+        loss.set_prototypes(unit(people, teacher_dim, seed=11))
+    return loss
+
+
 def test_projection_known_answers():
     t = unit(5, 3)
     loss = DistillLoss("projection", 3, 3)
@@ -74,11 +82,46 @@ def test_a_joined_form_is_the_sum_of_its_parts():
     assert stats["teacher_cos"].item() == pytest.approx(p_stats["teacher_cos"].item())
 
 
+def test_prototypes_form_known_answer():
+    """KL(teacher || student) of each photo's softmax over the people's prototypes (cosine / 0.05), by hand;
+    zero where the mapped student points where the teacher does, whatever its length."""
+    from facelib.training.distill import PROTOTYPE_TEMPERATURE as tau
+
+    t, s, protos = unit(5, 3, seed=1), unit(5, 4, seed=2), unit(6, 3, seed=3)
+    loss = DistillLoss("prototypes", 4, 3)
+    loss.set_prototypes(protos * 3.0)  # normalised when set
+    with torch.no_grad():
+        loss.proj.weight.copy_(torch.eye(3, 4))
+    same, stats = loss(torch.cat([t, torch.zeros(5, 1)], 1) * 2.0, t)
+    assert same.item() == pytest.approx(0.0, abs=1e-5) and stats["teacher_cos"].item() == pytest.approx(1.0)
+    value, _ = loss(s, t)
+    z = F.normalize(s[:, :3], dim=1).double().numpy()
+    lt, ls = (t.double().numpy() @ protos.double().numpy().T) / tau, (z @ protos.double().numpy().T) / tau
+    pt = np.exp(lt) / np.exp(lt).sum(1, keepdims=True)
+    ps = np.exp(ls) / np.exp(ls).sum(1, keepdims=True)
+    assert value.item() == pytest.approx((pt * np.log(pt / ps)).sum(1).mean(), rel=1e-4) and value.item() > 0.1
+    with pytest.raises(RuntimeError, match="set_prototypes"):
+        DistillLoss("prototypes", 4, 3)(s, t)
+
+
+def test_prototypes_are_each_persons_mean_teacher_row():
+    """Each person's photos counted once (copies share their clean photo's row), rows of -1 left out, people
+    without any row left out, the means normalised."""
+    from facelib.training.setup import teacher_prototypes
+
+    table = unit(4, 3, seed=7)
+    rows = torch.tensor([0, 0, 1, -1, 2, 2, 3, -1])  # person 0: photos 0 (and a copy), 1; person 1: none
+    labels = [0, 0, 0, 1, 2, 2, 3, 3]  # person 2: photo 2 and a copy; person 3: photo 3
+    protos = teacher_prototypes(rows, labels, table)
+    expected = F.normalize(torch.stack([table[0] + table[1], table[2], table[3]]), dim=1)
+    torch.testing.assert_close(protos, expected)
+
+
 @pytest.mark.parametrize("form", DISTILL_FORMS)
 def test_masked_rows_do_not_count_and_descent_lowers_the_loss(form):
     s, t = unit(8, 5, seed=2).requires_grad_(), unit(8, 3, seed=3)
     mask = torch.tensor([True] * 6 + [False] * 2)
-    loss = DistillLoss(form, 5, 3)
+    loss = distill_loss(form, 5, 3)
     a, _ = loss(s, t, mask)
     b, _ = loss(torch.cat([s[:6], unit(2, 5, seed=9)]), t, mask)  # change only the masked rows
     assert a.item() == pytest.approx(b.item(), abs=1e-6)
