@@ -19,7 +19,7 @@ Four forms and two sums, all leaving the student its own embedding size (:data:`
   trainer through :meth:`DistillLoss.set_prototypes`). Through the same map as ``projection``, the student's
   distribution over all the prototypes, a softmax of cosine / :data:`PROTOTYPE_TEMPERATURE`, is matched to the
   teacher's distribution for the clean photo (KL divergence, teacher to student). Where the batch forms compare
-  a photo with 63 others, this compares it with every training person each step (ProxylessKD, Shi et al. 2021,
+  a photo with 63 others, this compares it with every training person each step (ProxylessKD, Shi et al. 2020,
   uses the teacher's class centres alike; the soft targets keep the teacher's look-alikes, Hinton et al. 2015).
 
 ``projection+similarity`` sums the first two: the teacher's 128 numbers per photo through the map, and the
