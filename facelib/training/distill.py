@@ -49,6 +49,9 @@ PROTOTYPE_TEMPERATURE = 0.05
 # teacher distribution and the hardest look-alikes (cosine 0.4-0.6) the rest; SupCon's and SEED's scale
 NEIGHBOUR_TEMPERATURE = 0.1
 
+# the parts that go through the map and need no second row in the batch
+MAPPED_PARTS = frozenset({"projection", "prototypes"})
+
 
 class DistillLoss(nn.Module):
     """``forward(student [B, D], teacher [B, T], mask [B] bool) -> (loss 0-d, stats)``; ``stats["teacher_cos"]``
@@ -62,8 +65,8 @@ class DistillLoss(nn.Module):
         if form not in DISTILL_FORMS:
             raise ValueError(f"distill form must be one of {DISTILL_FORMS}, got {form!r}")
         self.form, self.parts = form, tuple(form.split("+"))
-        mapped = {"projection", "prototypes"} & set(self.parts)
-        self.proj = nn.Linear(student_dim, teacher_dim, bias=False) if mapped else None
+        self.rowwise = set(self.parts) <= MAPPED_PARTS  # no batch-relational part: one row is enough
+        self.proj = nn.Linear(student_dim, teacher_dim, bias=False) if MAPPED_PARTS & set(self.parts) else None
         # [C, T] unit rows, rebuilt from the teacher's table at each start, so not in the checkpoint
         self.register_buffer("prototypes", torch.zeros(0, teacher_dim), persistent=False)
 
@@ -74,7 +77,7 @@ class DistillLoss(nn.Module):
     def forward(self, student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> tuple[Tensor, dict]:
         if mask is not None:
             student, teacher = student[mask], teacher[mask]
-        if student.shape[0] < (1 if set(self.parts) <= {"projection", "prototypes"} else 2):
+        if student.shape[0] < (1 if self.rowwise else 2):
             zero = student.sum() * 0.0
             return zero, {"teacher_cos": zero.detach()}
         student, teacher = student.float(), F.normalize(teacher.float(), dim=1)
@@ -92,7 +95,7 @@ class DistillLoss(nn.Module):
                 log_s = F.log_softmax(F.normalize(mapped, dim=1) @ centres / PROTOTYPE_TEMPERATURE, dim=1)
                 log_t = F.log_softmax(teacher @ centres / PROTOTYPE_TEMPERATURE, dim=1)
                 loss = loss + (log_t.exp() * (log_t - log_s)).sum(1).mean()
-        if set(self.parts) <= {"projection", "prototypes"}:
+        if self.rowwise:
             return loss, stats
         s = F.normalize(student, dim=1)
         sim_s, sim_t = s @ s.T, teacher @ teacher.T

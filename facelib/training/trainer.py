@@ -174,7 +174,7 @@ class Trainer:
                 torch.distributed.barrier()
             self.teacher_rows, self.teacher_table = targets.rows.to(self.device), targets.table.to(self.device)
             self.distill = DistillLoss(cfg.distill, cfg.embedding_dim, targets.table.shape[1]).to(self.device)
-            if "prototypes" in cfg.distill:
+            if "prototypes" in self.distill.parts:
                 self.distill.set_prototypes(teacher_prototypes(targets.rows, self.labels, targets.table))
                 log(f"distillation: {len(self.distill.prototypes)} people's prototypes from the teacher")
             self.images = Indexed(self.images)
