@@ -60,7 +60,7 @@ def recipe_label(cfg) -> str:
     what = f"{cfg.miner}, margin {cfg.margin:g}" + (", soft" if cfg.soft_margin else "")
     if cfg.metric_loss != "triplet":
         what = f"{cfg.metric_loss}"
-    return f"P x K {cfg.p}x{cfg.k}, {what}, neck {cfg.neck}, lr {cfg.base_lr:g}"
+    return f"P x K {cfg.p}x{cfg.k}, {what}, neck {cfg.neck}, lr {cfg.base_lr:g}, wd {cfg.base_weight_decay:g}"
 
 
 def score(model, spec, folder, device, workers: int) -> dict[str, Any]:

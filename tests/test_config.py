@@ -95,6 +95,16 @@ def test_learning_rate_follows_the_start():
     assert SCRATCH_LR > FINETUNE_LR
 
 
+def test_weight_decay_follows_the_teacher():
+    from facelib.config import TEACHER_WEIGHT_DECAY, WEIGHT_DECAY
+
+    assert TrainConfig().base_weight_decay == WEIGHT_DECAY == 1e-4
+    assert TrainConfig(teacher="dlib").base_weight_decay == TEACHER_WEIGHT_DECAY == 0.05
+    assert TrainConfig(teacher="dlib", weight_decay=0.0).base_weight_decay == 0.0  # set: kept, 0 included
+    assert TrainConfig(weight_decay=0.01).base_weight_decay == 0.01
+    assert TrainConfig.from_overrides(["teacher=dlib", "weight_decay=none"]).base_weight_decay == TEACHER_WEIGHT_DECAY
+
+
 @pytest.mark.parametrize("bad", [dict(loss="softmax"), dict(neck="ln"), dict(augment="heavy"),
                                  dict(loss="arcface", sampler="triplets"), dict(class_margin=-0.1), dict(class_scale=0),
                                  dict(max_seconds=0)])

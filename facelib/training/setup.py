@@ -268,6 +268,13 @@ def val_mode(entry: Mapping[str, Any]) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
+def describe_optimisation(cfg: TrainConfig) -> str:
+    """The run's peak learning rate and weight decay, each saying when it is the default it resolved to."""
+    lr = f"peak learning rate {cfg.base_lr:g}" + ("" if cfg.lr is not None else " (the default for this start)")
+    wd = f"weight decay {cfg.base_weight_decay:g}"
+    return f"{lr}; {wd}" + (" (the default with a teacher)" if cfg.weight_decay is None and cfg.teacher else "")
+
+
 def describe_pk(cfg: TrainConfig, sampler, loss: str, log: Log) -> None:
     """The log lines of a P x K run: the extra negatives, then batch shape, steps and the recipe (``loss``: the
     loss's words, :meth:`facelib.training.losses.MetricLoss.describe`, or "" for its name)."""

@@ -39,6 +39,7 @@ from facelib.training.setup import (
     check_data_parallel,
     check_split,
     describe_augmentation,
+    describe_optimisation,
     describe_pk,
     place_model,
     teacher_prototypes,
@@ -147,8 +148,7 @@ class Trainer:
         )
         if cfg.init:
             self._load_init(cfg.init)
-        log(describe_weights(self.spec) + f"; neck {cfg.neck}; peak learning rate {cfg.base_lr:g}"
-            + ("" if cfg.lr is not None else " (the default for this start)"))
+        log(describe_weights(self.spec) + f"; neck {cfg.neck}; {describe_optimisation(cfg)}")
         log(describe_framing(self.spec))
         self.amp_dtype = autocast_dtype(self.device, cfg.amp, training=True)
         log(f"device {describe_device(self.device)}, precision {precision_label(self.amp_dtype)}")
@@ -196,11 +196,9 @@ class Trainer:
             self.steps_per_epoch = triplet_steps(cfg, len(self._epoch_triplets(0)), self.triplet_batch)
             log(f"original recipe: random triplets, {self.triplet_batch} per step, 3 forward passes each, "
                 f"{self.steps_per_epoch} steps per epoch, margin {cfg.margin}")
-        self.extra_params = list(self.criterion.parameters())
-        if self.distill is not None:
-            self.extra_params += list(self.distill.parameters())
+        self.extra_params = list(self.criterion.parameters()) + list(self.distill.parameters() if self.distill else [])
         params = list(self.model.parameters()) + self.extra_params
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.base_lr, weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.base_lr, weight_decay=cfg.base_weight_decay)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.steps_done = 0
@@ -538,6 +536,8 @@ class Trainer:
         except (ValueError, RuntimeError, KeyError):
             raise CheckpointError(f"{self.last_path} was written by another recipe (loss, neck or optimiser "
                                   "differ); train afresh with resume=False", fields=("resume",)) from None
+        for g in self.optimizer.param_groups:  # the configured decay, not the saved one (the rate is set per step)
+            g["weight_decay"] = self.cfg.base_weight_decay
         if "scaler" in ckpt:
             self.scaler.load_state_dict(ckpt["scaler"])
         torch.set_rng_state(ckpt["torch_rng"])

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facelib.config import DISTILL_FORMS, TrainConfig
+from facelib.config import DISTILL_FORMS, TEACHER_WEIGHT_DECAY, TrainConfig
 from facelib.errors import ConfigError, DataError
 from facelib.training import teachers as T
 from facelib.training.distill import DistillLoss
@@ -177,8 +177,9 @@ def test_distillation_alone_pulls_the_student_to_the_teacher(synth_root, tmp_pat
     from facelib.models.transforms import build_transform
 
     torch.manual_seed(0)
+    # the optimiser pinned (rate, warm-up, decay), so the 40 steps measure the form, not a default
     t = Trainer(cfg(synth_root / "train", tmp_path / "m.pth", loss="none", teacher=tiny_teacher, distill=form,
-                    steps_per_epoch=40, lr=3e-3, warmup=0.0, augment="none"), log=lambda s: None)
+                    steps_per_epoch=40, lr=3e-3, warmup=0.0, weight_decay=1e-4, augment="none"), log=lambda s: None)
     # every training image, distorted copies included, has the target of its clean photo
     assert (t.teacher_rows >= 0).all()
     clean_rows = {s.photo: int(r) for s, r in zip(t.folder.samples, t.teacher_rows) if s.is_clean}
@@ -207,17 +208,23 @@ def test_triplet_plus_distillation_checkpoint_drops_the_projection_and_resumes(s
     lines: list[str] = []
     c = cfg(synth_root / "train", tmp_path / "m.pth", teacher=tiny_teacher, loss="triplet", distill_weight=0.5,
             epochs=2)
-    Trainer(c, log=lines.append).fit()
+    t = Trainer(c, log=lines.append)
+    t.fit()
     text = "\n".join(lines)
     assert "teacher tiny-v1" in text and "computed" in text and "+ 0.5 x distillation" in text
+    # with a teacher, weight decay unset is TEACHER_WEIGHT_DECAY, and the log says so
+    assert "weight decay 0.05 (the default with a teacher)" in text
+    assert {g["weight_decay"] for g in t.optimizer.param_groups} == {TEACHER_WEIGHT_DECAY}
     best = torch.load(tmp_path / "m.pth", weights_only=True)
     assert not any("proj" in k for k in best["model"]) and "distill" not in best
     last = torch.load(last_checkpoint_path(tmp_path / "m.pth"), weights_only=True)
     assert set(last["distill"]) == {"proj.weight"} and last["distill"]["proj.weight"].shape == (6, 16)
     # the second run reuses the cache and resumes the projection with the rest
     lines.clear()
-    r = Trainer(c.replace(epochs=3, resume=True), log=lines.append)
+    r = Trainer(c.replace(epochs=3, resume=True, weight_decay=0.01), log=lines.append)
     assert any(" 0 computed" in line for line in lines)
+    # the resumed optimiser takes the configured decay, not the one saved with its state
+    assert {g["weight_decay"] for g in r.optimizer.param_groups} == {0.01}
     torch.testing.assert_close(r.distill.proj.weight.detach(), last["distill"]["proj.weight"])
     r.fit()
     assert len(r.history) == 3 and np.isfinite(r.history[-1]["distill"])

@@ -31,6 +31,7 @@ def test_loss_goes_down_on_synthetic_faces(synth_root: Path, tmp_path: Path, nec
     torch.manual_seed(0)
     t = Trainer(tiny(synth_root / "train", tmp_path / "m.pth", lr=3e-3, p=8, k=4, epochs=1, steps_per_epoch=60,
                      warmup=0.0, neck=neck), **QUIET)
+    assert {g["weight_decay"] for g in t.optimizer.param_groups} == {1e-4}  # without a teacher: WEIGHT_DECAY
     # a fixed evaluation batch: 8 identities x 4 images, no augmentation
     from facelib.models.transforms import build_transform
 
