@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
         baselines[f"pixel cosine 32x32 gray, face crop {crop:g} (no learning)"] = dict(
             top1_all=float(pa.top1), top1_mean=float(pm.top1), top1_all_ci=list(pa.top1_interval),
             per_distortion=pa.per_distortion)
-        from facelib.training.trainer import seed_everything
+        from facelib.runtime import seed_everything
 
         seed_everything(args.seed)
         model, spec = build_model(args.backbone, 512, pretrained=False, image_size=args.image_size, neck="none",

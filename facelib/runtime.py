@@ -5,12 +5,22 @@ Shared by training, embedding and the notebooks; no stage of its own (torch only
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import torch
 
 from facelib.errors import FacelibError
 
 PRECISION_LABELS: dict[torch.dtype | None, str] = {
     None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators: a run's initial weights and augmentations repeat."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:

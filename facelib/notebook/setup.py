@@ -23,6 +23,7 @@ from facelib.config import EvalConfig, Profile, TrainConfig, get_profile, profil
 from facelib.data.folders import DISTORTION_KINDS
 from facelib.errors import DataError
 from facelib.models.network import pretrained_available
+from facelib.runtime import seed_everything
 
 __all__ = ["repo_root", "setup", "NotebookSetup", "pretrained_available", "check_pretrained", "device_summary"]
 
@@ -111,7 +112,8 @@ class NotebookSetup:
 
 def setup(data: str | os.PathLike | None = None, profile: str | None = None, runs: str | os.PathLike | None = None,
           make_synthetic: bool = True) -> NotebookSetup:
-    """Resolve profile, data and run folders and build the shared :class:`TrainConfig`.
+    """Resolve profile, data and run folders, build the shared :class:`TrainConfig` and seed the random generators
+    with its ``seed`` (:func:`facelib.runtime.seed_everything`), so the notebooks print the same figures every run.
 
     Args:
         data: a FACECOM-layout folder (``train/`` + ``val/``); default ``$FACELIB_DATA``,
@@ -158,6 +160,8 @@ def setup(data: str | os.PathLike | None = None, profile: str | None = None, run
     if epochs is not None:
         cfg.epochs = epochs
         notes.append(f"{ENV_EPOCHS}={epochs}")
+    seed_everything(cfg.seed)  # a notebook run top to bottom prints the same figures every time
+    notes.append(f"random generators seeded with {cfg.seed} (cfg.seed): random weights and augmentations repeat")
     return NotebookSetup(prof.name, root, train_dir, val_dir, run_dir, synthetic, cfg, synth_summary, notes)
 
 

@@ -12,7 +12,6 @@ each rank embeds its share of the global P x K batch, mining sees the all-gather
 from __future__ import annotations
 
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,14 @@ from facelib.io import write_json
 from facelib.models.checkpoint import read_checkpoint, save_checkpoint
 from facelib.models.network import ModelSpec, build_model, describe_weights
 from facelib.models.transforms import build_transform, describe_framing
-from facelib.runtime import autocast_dtype, describe_device, memory_format, precision_label, resolve_device
+from facelib.runtime import (
+    autocast_dtype,
+    describe_device,
+    memory_format,
+    precision_label,
+    resolve_device,
+    seed_everything,
+)
 from facelib.training import distributed
 from facelib.training.losses import build_loss, embedding_spread
 from facelib.training.setup import (
@@ -80,12 +86,6 @@ class TrainResult:
     best_epoch: int | None = None
     stopped_early: bool = False
     warnings: list[str] = field(default_factory=list)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _quiet(message: str) -> None:

@@ -337,8 +337,8 @@ def test_arcface_class_weights_stay_in_sync(synth_root: Path, tmp_path: Path):
 def _initial_class_weights(shape: torch.Size) -> torch.Tensor:
     """The ArcFace class weights before training (the Trainer seeds, builds the model, then the head)."""
     from facelib.models.network import build_model
+    from facelib.runtime import seed_everything
     from facelib.training.losses import MarginSoftmaxLoss
-    from facelib.training.trainer import seed_everything
 
     seed_everything(0)
     build_model("test_convnext", 16, image_size=32)
