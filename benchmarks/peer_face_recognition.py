@@ -6,6 +6,7 @@ facelib's own protocols on the same probes as facelib's models and the pixel bas
     python benchmarks/peer_face_recognition.py --limit-identities 20  # a quick look
     python benchmarks/peer_face_recognition.py --quick                # synthetic faces, smoke check
     python benchmarks/peer_face_recognition.py --variants plain median  # + the restoration front-end row
+    python benchmarks/peer_face_recognition.py --variants plain student # + dlib given the student's pixels
 
 What it computes is ``face_recognition.face_encodings(img, known_face_locations=[box], num_jitters=1,
 model="small")``: dlib's HOG frontal-face detector (upsampled once, as ``face_locations`` does by
@@ -14,7 +15,9 @@ default; the largest box is kept), the 5-point shape predictor, and the 128-d Re
 dlib and the model files is needed. Where the detector finds no face, the whole image is the box;
 both counts are reported. The ``median`` variant is a restoration front-end: facelib's 3x3 median filter
 (``facelib.data.framing.Restore``) before detection and description, and where no face is found the fixed central
-box of FACECOM's framing (the central 55% of the side) instead of the whole image. Descriptors are L2-normalised
+box of FACECOM's framing (the central 55% of the side) instead of the whole image. The ``student`` variant gives
+dlib no more pixels than the 64 px student gets: each photo is shrunk so that the central 55% of its side is 64 px
+(antialiased bilinear), then enlarged back (bicubic), before detection and description. Descriptors are L2-normalised
 and scored by cosine, as facelib scores its own embeddings: cross-photo (primary; galleries of all images and of
 identity means), the gallery protocol (a distorted copy against the clean originals), verification, and top-1 per
 distortion kind.
@@ -52,7 +55,7 @@ def model_paths() -> dict[str, Path]:
 class DlibDescriptor:
     """HOG detector + 5-point landmarks + ResNet descriptor: RGB uint8 [H, W, 3] -> ([128], face found)."""
 
-    def __init__(self, upsample: int = 1, restore: str = "none", fallback: str = "whole"):
+    def __init__(self, upsample: int = 1, restore: str = "none", fallback: str = "whole", face_px: int | None = None):
         try:
             import dlib
         except ImportError:
@@ -60,12 +63,14 @@ class DlibDescriptor:
         paths = model_paths()
         self.dlib = dlib
         self.upsample = upsample
-        self.restore, self.fallback = restore, fallback
+        self.restore, self.fallback, self.face_px = restore, fallback, face_px
         self.detector = dlib.get_frontal_face_detector()
         self.shape = dlib.shape_predictor(str(paths["shape"]))
         self.net = dlib.face_recognition_model_v1(str(paths["descriptor"]))
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, bool]:
+        if self.face_px:
+            rgb = at_student_resolution(rgb, self.face_px)
         if self.restore != "none":
             from PIL import Image
 
@@ -87,12 +92,28 @@ class DlibDescriptor:
         return np.asarray(desc, dtype=np.float32), bool(len(boxes))
 
 
-VARIANTS = {"plain": dict(restore="none", fallback="whole"), "median": dict(restore="median", fallback="centre")}
+def at_student_resolution(rgb: np.ndarray, face_px: int) -> np.ndarray:
+    """[H, W, 3] uint8 -> the same size, holding only the detail of a copy whose face crop (the central
+    ``DEFAULT_FACE_CROP`` of the shorter side) is ``face_px`` pixels: shrunk (antialiased bilinear), enlarged back."""
+    from PIL import Image
+
+    from facelib.config import DEFAULT_FACE_CROP
+
+    h, w = rgb.shape[:2]
+    scale = face_px / (DEFAULT_FACE_CROP * min(h, w))
+    if scale >= 1:
+        return rgb
+    small = Image.fromarray(rgb).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+    return np.asarray(small.resize((w, h), Image.BICUBIC))
+
+
+VARIANTS = {"plain": dict(restore="none", fallback="whole"), "median": dict(restore="median", fallback="centre"),
+            "student": dict(restore="none", fallback="whole", face_px=64)}
 
 
 def embed_folder_dlib(folder, log=common.log_err, variant: str = "plain") -> tuple[Any, np.ndarray]:
     """Descriptors of every sample of a scanned folder: (EmbeddingSet, found [N] bool). ``variant``: a key of
-    :data:`VARIANTS` (``median``: the restoration front-end)."""
+    :data:`VARIANTS` (``median``: the restoration front-end; ``student``: the student's 64 px of detail)."""
     from facelib.data.folders import load_image
     from facelib.evaluation.embedding_set import EmbeddingSet
     from facelib.evaluation.metrics import l2_normalize
@@ -115,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit-identities", type=int, default=None, help="only the first N val identities")
     ap.add_argument("--quick", action="store_true", help="synthetic faces instead of FACECOM (smoke check)")
     ap.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["plain"],
-                    help="plain dlib, and/or median: a 3x3 median filter first, the central box where no face is found")
+                    help="plain dlib, and/or median: a 3x3 median filter first, the central box where no face is "
+                         "found, and/or student: the photo shrunk to the 64 px student's detail and back")
     ap.add_argument("--save-embeddings", default=None, metavar="NPZ", help="keep the descriptors (EmbeddingSet)")
     ap.add_argument("--json", default="peer_face_recognition", help="benchmarks/out/<name>.json ('' = none)")
     args = ap.parse_args(argv)
@@ -147,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
 
     rows: dict[str, dict[str, Any]] = {}
     names = {"plain": "dlib ResNet descriptor (face_recognition)",
-             "median": "dlib + 3x3 median filter (central box where no face)"}
+             "median": "dlib + 3x3 median filter (central box where no face)",
+             "student": "dlib given the student's pixels (face crop at 64 px, enlarged back)"}
     runners: dict[str, Any] = {names[v]: (lambda name, e=e, **kw: run_protocol(name, e, **kw)) for v, e in sets.items()}
     runners["pixel cosine 32x32 gray"] = lambda name, **kw: pixel_baseline(name, es, **kw)
     for label, run in runners.items():

@@ -50,3 +50,19 @@ def test_median_front_end_and_central_fallback():
     assert not found and np.isfinite(desc).all()
     # the filter removes most of the noise: the descriptor moves far less than without it
     assert np.linalg.norm(desc - median(flat)[0]) < 0.5 * np.linalg.norm(plain(noisy)[0] - plain(flat)[0])
+
+
+def test_student_variant_keeps_only_the_students_detail():
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)  # detail at every pixel
+    small = peer.at_student_resolution(photo, 64)
+    assert small.shape == photo.shape and small.dtype == np.uint8
+    # the face crop is 0.55 x 224 = 123 px, so the copy went through 116 px: pixel-level detail is gone
+    assert small.astype(float).std() < 0.5 * photo.astype(float).std()
+    flat = np.full((224, 224, 3), 90, np.uint8)
+    assert np.abs(peer.at_student_resolution(flat, 64).astype(int) - 90).max() <= 1  # no detail, nothing lost
+    tiny = photo[:64, :64]  # already at or below the student's detail: unchanged
+    assert np.array_equal(peer.at_student_resolution(tiny, 64), tiny)
+    net = peer.DlibDescriptor(**peer.VARIANTS["student"])
+    desc, found = net(photo)
+    assert desc.shape == (128,) and np.isfinite(desc).all() and not found
