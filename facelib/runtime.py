@@ -1,6 +1,6 @@
-"""Where and how tensors run: the device, the autocast precision and the memory format.
+"""Where and how tensors run: the device, the autocast precision, the memory format and the random seed.
 
-Shared by training, embedding and the notebooks; no stage of its own (torch only).
+Shared by training, embedding and the notebooks; no stage of its own (torch and numpy only).
 """
 
 from __future__ import annotations
