@@ -94,17 +94,15 @@ class DlibDescriptor:
 
 def at_student_resolution(rgb: np.ndarray, face_px: int) -> np.ndarray:
     """[H, W, 3] uint8 -> the same size, holding only the detail of a copy whose face crop (the central
-    ``DEFAULT_FACE_CROP`` of the shorter side) is ``face_px`` pixels: shrunk (antialiased bilinear), enlarged back."""
+    ``DEFAULT_FACE_CROP`` of the shorter side) is ``face_px`` pixels: :func:`facelib.data.distortions.shrink`, the
+    resampling of facelib's ``resized`` distortion."""
     from PIL import Image
 
     from facelib.config import DEFAULT_FACE_CROP
+    from facelib.data.distortions import shrink
 
-    h, w = rgb.shape[:2]
-    scale = face_px / (DEFAULT_FACE_CROP * min(h, w))
-    if scale >= 1:
-        return rgb
-    small = Image.fromarray(rgb).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
-    return np.asarray(small.resize((w, h), Image.BICUBIC))
+    factor = DEFAULT_FACE_CROP * min(rgb.shape[:2]) / face_px
+    return rgb if factor <= 1 else np.asarray(shrink(Image.fromarray(rgb), factor))
 
 
 VARIANTS = {"plain": dict(restore="none", fallback="whole"), "median": dict(restore="median", fallback="centre"),

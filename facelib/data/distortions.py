@@ -58,7 +58,7 @@ from facelib.io import atomic_path
 
 KINDS: tuple[str, ...] = DISTORTION_KINDS
 
-__all__ = ["KINDS", "distort", "distort_all", "distort_folder", "image_rng", "save_jpeg"]
+__all__ = ["KINDS", "distort", "distort_all", "distort_folder", "image_rng", "save_jpeg", "shrink"]
 
 
 def image_rng(seed: int, *keys: object) -> np.random.Generator:
@@ -170,11 +170,16 @@ def _rainy(img: Image.Image, rng: np.random.Generator, scale: float | None = Non
     return _img(base * (1.0 - alpha) + colour * alpha)
 
 
-def _resized(img: Image.Image, rng: np.random.Generator, scale: float | None = None) -> Image.Image:
+def shrink(img: Image.Image, factor: float) -> Image.Image:
+    """``img`` down-sampled by ``factor`` (antialiased bilinear) and scaled back up to its size (bicubic): the same
+    size, holding only the detail of the smaller copy."""
     w, h = img.size
-    f = rng.uniform(1.5, 2.5)
-    small = img.resize((max(1, round(w / f)), max(1, round(h / f))), Image.BILINEAR)
+    small = img.resize((max(1, round(w / factor)), max(1, round(h / factor))), Image.BILINEAR)
     return small.resize((w, h), Image.BICUBIC)
+
+
+def _resized(img: Image.Image, rng: np.random.Generator, scale: float | None = None) -> Image.Image:
+    return shrink(img, rng.uniform(1.5, 2.5))
 
 
 def _sunny(img: Image.Image, rng: np.random.Generator, scale: float | None = None) -> Image.Image:

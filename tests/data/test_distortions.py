@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelib.data.distortions import KINDS, distort, distort_all, distort_folder, image_rng
+from facelib.data.distortions import KINDS, distort, distort_all, distort_folder, image_rng, shrink
 from facelib.data.folders import DataError, scan_folder
 from tests.conftest import structured_image
 
@@ -119,3 +119,13 @@ def test_distort_folder_errors(tmp_path):
     src = _make_src(tmp_path / "src", 1, 1)
     with pytest.raises(ValueError):
         distort_folder(src, tmp_path / "out", kinds=("snowy",))
+
+
+def test_shrink_keeps_the_size_and_only_the_smaller_copys_detail():
+    board = np.indices((64, 48)).sum(0) % 2 * 255  # one-pixel checkerboard: all detail, nothing at half size
+    img = Image.fromarray(np.stack([board] * 3, -1).astype(np.uint8))
+    out = np.asarray(shrink(img, 2.0)).astype(float)
+    assert out.shape == (64, 48, 3)
+    assert out.std() < 0.25 * np.asarray(img).astype(float).std() and abs(out.mean() - 127.5) < 5
+    flat = Image.new("RGB", (40, 30), (90, 120, 30))
+    assert np.abs(np.asarray(shrink(flat, 1.7)).astype(int) - (90, 120, 30)).max() <= 1
